@@ -1,0 +1,1 @@
+"""The core's own plugins: built-in models, datasets and metrics."""

@@ -1,0 +1,225 @@
+"""The one training/evaluation loop every model goes through."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from cxrbench.data.splits import Fold
+from cxrbench.engine.device import seed_everything
+from cxrbench.specs import Predictions
+from cxrbench.suite.schema import OptimizerConfig, ScheduleConfig, TrainConfig
+
+
+@dataclass
+class Batches:
+    """Tensors shared by every job of a run, and how to turn rows into model input."""
+
+    images: torch.Tensor
+    """uint8 ``(N, C, S, S)`` on the CPU."""
+    labels: torch.Tensor
+    """``(N,)`` long or ``(N, K)`` float."""
+    mean: torch.Tensor
+    std: torch.Tensor
+    train_transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+    eval_transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    def iterate(self, idx: np.ndarray, batch_size: int, device: torch.device, *, train: bool,
+                generator: torch.Generator | None = None, max_steps: int | None = None
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield normalised ``(x, y)`` batches of rows ``idx`` (shuffled and augmented when ``train``)."""
+        order = torch.as_tensor(idx, dtype=torch.long)
+        if train:
+            order = order[torch.randperm(len(order), generator=generator)]
+            if len(order) % batch_size == 1 and len(order) > 1:
+                order = order[:-1]  # a batch of one breaks BatchNorm in train mode
+        transform = self.train_transform if train else self.eval_transform
+        mean, std = self.mean.to(device), self.std.to(device)
+        for step, start in enumerate(range(0, len(order), batch_size)):
+            if max_steps is not None and step >= max_steps:
+                return
+            rows = order[start:start + batch_size]
+            x = self.images[rows]
+            if transform is not None:
+                x = torch.stack([transform(img) for img in x])
+            x = x.to(device, non_blocking=True).float().div_(255.0).sub_(mean).div_(std)
+            yield x, self.labels[rows].to(device, non_blocking=True)
+
+    def n_batches(self, n_rows: int, batch_size: int, max_steps: int | None) -> int:
+        n = math.ceil(n_rows / batch_size)
+        return min(n, max_steps) if max_steps else n
+
+
+def make_optimizer(cfg: OptimizerConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    """SGD (momentum, nesterov), Adam or AdamW with weight decay."""
+    if cfg.name == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                               weight_decay=cfg.weight_decay)
+    if cfg.name == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def make_schedule(cfg: ScheduleConfig, opt: torch.optim.Optimizer, epochs: int):
+    """Per-epoch LR schedule, or ``None``."""
+    if cfg.name == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
+    if cfg.name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=cfg.min_lr)
+    return None
+
+
+def make_loss(task: str) -> nn.Module:
+    """Cross-entropy over softmax classes, or BCE-with-logits per label."""
+    return nn.BCEWithLogitsLoss() if task == "multilabel" else nn.CrossEntropyLoss()
+
+
+@dataclass
+class FitResult:
+    """What training produced: curves, the chosen epoch, and timings."""
+
+    curves: dict[str, list[float]] = field(default_factory=dict)
+    best_epoch: int | None = None
+    epochs_run: int = 0
+    seconds: float = 0.0
+
+
+class Trainer:
+    """Train one model on one fold with one seed, then predict on any split."""
+
+    def __init__(self, model: nn.Module, data: Batches, fold: Fold, train_cfg: TrainConfig, task: str,
+                 class_names: tuple[str, ...], positive: int, device: torch.device, seed: int,
+                 val_score: Callable[[Predictions], dict[str, float]], monitor: str, higher_is_better: bool,
+                 progress: Any = None, on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
+                 freeze_bn: Callable[[nn.Module], Any] | None = None):
+        self.model, self.data, self.fold, self.cfg = model, data, fold, train_cfg
+        self.task, self.class_names, self.positive = task, class_names, positive
+        self.device, self.seed = device, seed
+        self.val_score, self.monitor, self.higher = val_score, monitor, higher_is_better
+        self.progress, self.on_epoch_end, self.freeze_bn = progress, on_epoch_end, freeze_bn
+        self.amp = device.type == "cuda"
+        self.loss_fn = make_loss(task)
+
+    def fit(self) -> FitResult:
+        """Train for ``epochs`` with early stopping; restores the best epoch's weights when asked."""
+        cfg, model = self.cfg, self.model
+        gen = seed_everything(self.seed)
+        model.to(self.device)
+        if self.device.type == "cuda":
+            model.to(memory_format=torch.channels_last)
+        params = [p for p in model.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError("the model has no trainable parameters (check its freeze policy)")
+        opt = make_optimizer(cfg.optimizer, params)
+        sched = make_schedule(cfg.schedule, opt, cfg.epochs)
+        scaler = torch.amp.GradScaler("cuda") if self.amp else None
+        result = FitResult()
+        best_value, best_state, waited = None, None, 0
+        has_val = len(self.fold.val) > 0
+        start = time.perf_counter()
+        for epoch in range(1, cfg.epochs + 1):
+            lr = opt.param_groups[0]["lr"]
+            train_loss = self._train_epoch(model, opt, scaler, gen, epoch)
+            logs: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss, "lr": lr}
+            if has_val:
+                val = self.predict(self.fold.val)
+                logs["val_loss"] = val.loss
+                logs.update({f"val_{k}": v for k, v in self.val_score(val).items()})
+            if sched is not None:
+                sched.step()
+            for key, value in logs.items():
+                if key != "epoch":
+                    result.curves.setdefault(key, []).append(float(value))
+            result.epochs_run = epoch
+            current = logs.get(self.monitor) if has_val else None
+            if current is not None and not math.isnan(current) and (
+                    best_value is None or self._improved(current, best_value)):
+                best_value, waited, result.best_epoch = current, 0, epoch
+                if cfg.checkpoint == "best":
+                    best_state = copy.deepcopy(model.state_dict())
+            else:
+                waited += 1
+            if self.progress is not None:
+                self.progress.end_epoch(logs)
+            if self.on_epoch_end is not None:
+                self.on_epoch_end(epoch, logs)
+            patience = cfg.early_stopping.patience
+            if patience is not None and has_val and waited >= patience:
+                break
+        if cfg.checkpoint == "best" and best_state is not None:
+            model.load_state_dict(best_state)
+        else:
+            result.best_epoch = result.epochs_run
+        result.curves["epoch"] = [float(e) for e in range(1, result.epochs_run + 1)]
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def _improved(self, current: float, best: float) -> bool:
+        delta = self.cfg.early_stopping.min_delta
+        return current > best + delta if self.higher else current < best - delta
+
+    def _train_epoch(self, model: nn.Module, opt: torch.optim.Optimizer, scaler, gen: torch.Generator,
+                     epoch: int) -> float:
+        model.train()
+        if self.freeze_bn is not None:
+            self.freeze_bn(model)
+        cfg = self.cfg
+        if self.progress is not None:
+            self.progress.start_epoch(epoch, self.data.n_batches(len(self.fold.train), cfg.batch_size,
+                                                                 cfg.max_steps_per_epoch))
+        total, count = 0.0, 0
+        for x, y in self.data.iterate(self.fold.train, cfg.batch_size, self.device, train=True,
+                                      generator=gen, max_steps=cfg.max_steps_per_epoch):
+            if self.device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+                loss = self.loss_fn(model(x), y)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"training loss became {loss.item()} in epoch {epoch}; "
+                                         f"lower the learning rate")
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                opt.step()
+            total += loss.item() * len(x)
+            count += len(x)
+            if self.progress is not None:
+                self.progress.advance_batch(loss.item())
+        return total / max(count, 1)
+
+    @torch.inference_mode()
+    def predict(self, idx: np.ndarray, batch_size: int | None = None) -> Predictions:
+        """Probabilities, predictions and mean loss on rows ``idx`` (eval mode, no augmentation)."""
+        model = self.model
+        model.eval()
+        bs = batch_size or self.cfg.eval_batch_size or self.cfg.batch_size
+        probs, losses = [], 0.0
+        for x, y in self.data.iterate(idx, bs, self.device, train=False):
+            if self.device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+                logits = model(x)
+            logits = logits.float()
+            losses += self.loss_fn(logits, y).item() * len(x)
+            p = torch.sigmoid(logits) if self.task == "multilabel" else torch.softmax(logits, dim=1)
+            probs.append(p.cpu())
+        prob = torch.cat(probs).numpy().astype(np.float64)
+        y_true = self.data.labels[torch.as_tensor(idx, dtype=torch.long)].numpy()
+        if self.task == "multilabel":
+            y_true = y_true.astype(int)
+            y_pred = (prob >= 0.5).astype(int)
+        else:
+            y_pred = prob.argmax(axis=1)
+        return Predictions(y_true, prob, y_pred, self.task, self.class_names, self.positive,
+                           loss=losses / max(len(idx), 1))

@@ -1,0 +1,99 @@
+"""Show a leaderboard: rich terminal table, or markdown / csv / html / latex / json."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from cxrbench.leaderboard.table import LOWER_IS_BETTER, SYNTHETIC_NOTICE, Board
+
+FORMATS = ("terminal", "markdown", "csv", "html", "latex", "json")
+
+
+def _arrow(metric: str) -> str:
+    return "↓" if metric in LOWER_IS_BETTER else "↑"
+
+
+def _pm(mean: float, std: float, n: int) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "n/a"
+    return f"{mean:.4f} ± {std:.4f}" if n > 1 else f"{mean:.4f}"
+
+
+def _count(value: Any, unit: float, suffix: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value / unit:.2f}{suffix}"
+
+
+def display_frame(board: Board) -> pd.DataFrame:
+    """Human-formatted columns, in leaderboard order."""
+    out = []
+    for rank, row in enumerate(board.rows.to_dict("records"), start=1):
+        shown: dict[str, Any] = {"#": rank, "model": row["model"], "runs": row["n"]}
+        for m in board.metrics:
+            shown[f"{m} {_arrow(m)}"] = _pm(row[f"{m}_mean"], row[f"{m}_std"], row["n"])
+            if m == board.primary:
+                lo, hi = row["ci_low"], row["ci_high"]
+                shown["95% CI"] = "" if math.isnan(lo) else f"[{lo:.4f}, {hi:.4f}]"
+        shown["params ↓"] = _count(row.get("params"), 1e6, "M")
+        shown["MACs ↓"] = _count(row.get("macs"), 1e6, "M")
+        out.append(shown)
+    return pd.DataFrame(out)
+
+
+def title(board: Board) -> str:
+    flag = f" [{SYNTHETIC_NOTICE}]" if board.synthetic else ""
+    return f"{board.suite} (dataset {board.dataset}; ranked by {board.primary}){flag}"
+
+
+def render_terminal(boards: list[Board], console: Console | None = None) -> None:
+    console = console or Console()
+    for board in boards:
+        df = display_frame(board)
+        table = Table(title=title(board), title_justify="left")
+        for col in df.columns:
+            table.add_column(str(col), justify="left" if col == "model" else "right")
+        for row in df.itertuples(index=False):
+            table.add_row(*[str(v) for v in row])
+        console.print(table)
+        console.print(f"runs: {', '.join(board.runs)}; params/MACs at the suite's input size "
+                      f"(MACs = multiply-accumulates, FLOPs = 2 x MACs; ptflops aten backend); "
+                      f"95% CI = bootstrap over test images" + ("" if len(board.rows) == 0 or board.rows["n"].max() == 1
+                                                                else ", averaged over runs"))
+        for f in board.failed:
+            console.print(f"[red]failed[/red] {f['job']}: {f['error']}")
+
+
+def to_json_data(boards: list[Board]) -> list[dict[str, Any]]:
+    return [{"suite": b.suite, "dataset": b.dataset, "synthetic": b.synthetic, "primary": b.primary,
+             "higher_is_better": b.higher_is_better, "runs": b.runs, "metrics": b.metrics,
+             "rows": json.loads(b.rows.to_json(orient="records")), "failed": b.failed} for b in boards]
+
+
+def render_text(boards: list[Board], fmt: str) -> str:
+    """The boards in a text format (markdown, csv, html, latex, json)."""
+    if fmt == "json":
+        return json.dumps(to_json_data(boards), indent=2)
+    parts = []
+    for board in boards:
+        df = display_frame(board)
+        if fmt == "markdown":
+            parts.append(f"### {title(board)}\n\n" + df.to_markdown(index=False))
+        elif fmt == "csv":
+            raw = board.rows.copy()
+            raw.insert(0, "suite", board.suite)
+            raw.insert(1, "synthetic", board.synthetic)
+            parts.append(raw.to_csv(index=False))
+        elif fmt == "html":
+            parts.append(f"<h3>{title(board)}</h3>\n" + df.to_html(index=False, escape=True))
+        elif fmt == "latex":
+            parts.append(f"% {title(board)}\n" + df.to_latex(index=False, escape=True))
+        else:
+            raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    return "\n\n".join(parts)

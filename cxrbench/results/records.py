@@ -1,0 +1,71 @@
+"""What a run writes: the run header (``run.json``) and one record per job."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class JobRecord:
+    """One trained and evaluated model x fold x seed (``records/<job>.json``)."""
+
+    job_id: str
+    model: str
+    """The model's label in the suite (its leaderboard row)."""
+    model_name: str
+    """The registered model name."""
+    fold: int
+    seed: int
+    status: str = "ok"
+    """``ok`` or ``failed``."""
+    error: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    ci: dict[str, list[float]] = field(default_factory=dict)
+    curves: dict[str, list[float]] = field(default_factory=dict)
+    best_epoch: int | None = None
+    epochs_run: int = 0
+    confusion_matrix: list = field(default_factory=list)
+    class_report: dict[str, Any] = field(default_factory=dict)
+    cost: dict[str, Any] = field(default_factory=dict)
+    model_config: dict[str, Any] = field(default_factory=dict)
+    model_config_sha256: str = ""
+    plugin: str = ""
+    predictions_path: str | None = None
+    checkpoint_path: str | None = None
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    n_train: int = 0
+    n_val: int = 0
+    n_test: int = 0
+    synthetic: bool = False
+    started_at: str = ""
+    finished_at: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "JobRecord":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def job_id(model: str, fold: int, seed: int) -> str:
+    """Stable id of one job, also its file stem: ``resnet18__fold0__seed0``."""
+    return f"{model}__fold{fold}__seed{seed}"
+
+
+@dataclass
+class RunInfo:
+    """A run as the lifecycle hooks see it."""
+
+    run_id: str
+    run_dir: Path
+    suite_name: str
+    suite: dict[str, Any]
+    """The resolved suite (plain JSON data)."""
+    jobs: list[str]
+    header: dict[str, Any] = field(default_factory=dict)
+    """The contents of run.json."""

@@ -1,0 +1,150 @@
+"""Read suite YAML files safely: no code execution, no duplicate keys, one level of ``extends``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from cxrbench.errors import SuiteError
+from cxrbench.suite.merge import apply_override, deep_merge
+from cxrbench.suite.schema import Suite
+
+# Fields that describe the protocol: runs whose protocols differ are never merged on a leaderboard.
+# The model list, seeds and the paper's reference figures do not change how each job is run.
+NON_PROTOCOL_FIELDS = ("models", "seeds", "reference", "description")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects a mapping with the same key twice."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                "while reading a mapping", node.start_mark,
+                f"found duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Parse one YAML file into a dict, with errors that name the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SuiteError(f"{path}: suite file not found") from None
+    except OSError as exc:
+        raise SuiteError(f"{path}: cannot read suite file: {exc}") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise SuiteError(f"{path}: invalid YAML: {exc}") from None
+    if data is None:
+        raise SuiteError(f"{path}: the file is empty")
+    if not isinstance(data, dict):
+        raise SuiteError(f"{path}: a suite must be a mapping of fields, got {type(data).__name__}")
+    return data
+
+
+def load_raw(path: str | os.PathLike) -> dict[str, Any]:
+    """The suite's dict after resolving ``extends:`` (one level; dicts deep-merge, lists replace)."""
+    path = Path(path)
+    data = read_yaml(path)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise SuiteError(f"{path}: extends must be a path to another suite file, got {parent!r}")
+    base_path = (path.parent / parent).resolve()
+    base = read_yaml(base_path)
+    if "extends" in base:
+        raise SuiteError(f"{path}: extends {base_path}, which itself extends another file; only one level is allowed")
+    return deep_merge(base, data)
+
+
+def format_validation_error(source: str, exc: ValidationError) -> str:
+    """One line per problem: the field path, what was expected, and what was given."""
+    lines = [f"{source}: invalid suite ({exc.error_count()} problem{'s' if exc.error_count() > 1 else ''})"]
+    for err in exc.errors():
+        loc = _loc(err["loc"])
+        given = err.get("input")
+        shown = "" if err["type"] in ("missing",) else f" (got {given!r})" if not isinstance(given, dict) else ""
+        if len(shown) > 80:
+            shown = shown[:77] + "...)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "value_error":
+            shown = ""
+        lines.append(f"  {loc or '<top level>'}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def _loc(parts: tuple) -> str:
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif p in ("random_resized_crop", "random_crop", "hflip", "vflip", "rotation", "affine", "color_jitter"):
+            continue  # discriminated-union tags add noise to the path
+        else:
+            out += f".{p}" if out else str(p)
+    return out
+
+
+def load_suite(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = (),
+               models: list[str] | None = None) -> Suite:
+    """Load, override (``--set``), filter (``--models``) and validate a suite file."""
+    data = load_raw(path)
+    for assignment in overrides:
+        data = apply_override(data, assignment)
+    if models:
+        data = _filter_models(data, models, str(path))
+    try:
+        return Suite.model_validate(data)
+    except ValidationError as exc:
+        raise SuiteError(format_validation_error(str(path), exc)) from None
+
+
+def _filter_models(data: dict[str, Any], wanted: list[str], source: str) -> dict[str, Any]:
+    entries = data.get("models") or []
+    keyed = {}
+    for m in entries:
+        entry = {"name": m} if isinstance(m, str) else m
+        if isinstance(entry, dict):
+            keyed[entry.get("label") or entry.get("name")] = m
+    missing = [w for w in wanted if w not in keyed]
+    if missing:
+        raise SuiteError(f"{source}: --models names {missing} not in the suite; it has {sorted(keyed)}")
+    out = {**data, "models": [keyed[w] for w in wanted]}
+    ref = data.get("reference")
+    if isinstance(ref, dict) and isinstance(ref.get("models"), dict):
+        out["reference"] = {**ref, "models": {k: v for k, v in ref["models"].items() if k in wanted}}
+    return out
+
+
+def resolved_dict(suite: Suite) -> dict[str, Any]:
+    """The fully resolved suite (every default filled in) as plain JSON data."""
+    return suite.model_dump(mode="json")
+
+
+def sha256_of(data: Any) -> str:
+    """sha256 of canonical JSON (sorted keys, no whitespace)."""
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def protocol_hash(suite: Suite) -> str:
+    """Hash of the fields that define how each job runs (not which models, seeds or references)."""
+    data = {k: v for k, v in resolved_dict(suite).items() if k not in NON_PROTOCOL_FIELDS}
+    return sha256_of(data)

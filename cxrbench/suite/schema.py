@@ -1,0 +1,286 @@
+"""The suite schema: one YAML file describes a whole benchmark protocol.
+
+Every field is validated (pydantic v2, unknown keys rejected) before any work starts. Checks that
+need the plugin registry (model names, model params, metric names) live in
+:mod:`cxrbench.suite.checks`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+TaskType = Literal["binary", "multiclass", "multilabel"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskConfig(Strict):
+    """What is predicted."""
+
+    type: TaskType
+    classes: list[str] = Field(min_length=1, description="Class (or label) names, in label-index order.")
+    positive_class: str | None = Field(None, description="Binary tasks: the positive class (default: the second).")
+
+    @model_validator(mode="after")
+    def _check_classes(self) -> "TaskConfig":
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"duplicate class names in {self.classes}")
+        if self.type == "binary":
+            if len(self.classes) != 2:
+                raise ValueError(f"a binary task needs exactly 2 classes, got {len(self.classes)}")
+            if self.positive_class is None:
+                self.positive_class = self.classes[1]
+        elif self.type == "multiclass" and len(self.classes) < 3:
+            raise ValueError("a multiclass task needs at least 3 classes (use type: binary for 2)")
+        if self.positive_class is not None and self.positive_class not in self.classes:
+            raise ValueError(f"positive_class {self.positive_class!r} is not one of {self.classes}")
+        return self
+
+    @property
+    def positive_index(self) -> int:
+        return self.classes.index(self.positive_class) if self.positive_class else 1
+
+
+class DatasetConfig(Strict):
+    """Which data, and where it lives."""
+
+    name: str
+    root: str | None = Field(None, description="Folder or file of the data (environment variables expand).")
+    variant: str | None = Field(None, description="Task variant the dataset understands (e.g. kermany: subtype).")
+    options: dict[str, Any] = Field(default_factory=dict, description="Dataset-specific options.")
+
+
+class RatioSplit(Strict):
+    train: float = Field(0.7, gt=0, lt=1)
+    val: float = Field(0.15, ge=0, lt=1)
+    test: float = Field(0.15, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> "RatioSplit":
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + val + test must be 1.0, got {total:g}")
+        return self
+
+
+class SplitConfig(Strict):
+    """How rows become train / validation / test (and folds)."""
+
+    strategy: Literal["official", "ratio", "kfold"] = "ratio"
+    ratios: RatioSplit = Field(default_factory=RatioSplit)
+    folds: int = Field(5, ge=2, description="kfold: number of folds (each fold is the test set once).")
+    val_fraction: float = Field(
+        0.15, ge=0, lt=1,
+        description="kfold, or official splits without a usable val set: share of training rows kept for validation.",
+    )
+    group_by: Literal["auto", "patient", "none"] = Field(
+        "auto", description="auto = group by patient whenever the dataset has patient ids.")
+    stratify: bool = True
+    seed: int = Field(0, description="Seed of the split alone, so every training seed sees the same split.")
+
+
+class Normalization(Strict):
+    mean: list[float]
+    std: list[float]
+
+
+class InputConfig(Strict):
+    """How images reach the model."""
+
+    image_size: int = Field(224, ge=8, le=2048)
+    channels: Literal[1, 3] = 3
+    cache_size: int | None = Field(
+        None, ge=8, le=4096,
+        description="Resize to this size when decoding (default image_size); random_crop then crops image_size.")
+    normalization: Union[Literal["imagenet", "dataset", "none"], Normalization] = "imagenet"
+
+    @model_validator(mode="after")
+    def _sizes(self) -> "InputConfig":
+        if self.cache_size is not None and self.cache_size < self.image_size:
+            raise ValueError(f"cache_size ({self.cache_size}) must be >= image_size ({self.image_size})")
+        if isinstance(self.normalization, Normalization):
+            n = self.normalization
+            if len(n.mean) != self.channels or len(n.std) != self.channels:
+                raise ValueError(f"normalization mean/std need {self.channels} values each")
+            if any(s <= 0 for s in n.std):
+                raise ValueError("normalization std values must be > 0")
+        return self
+
+    @property
+    def decode_size(self) -> int:
+        return self.cache_size or self.image_size
+
+
+class RandomResizedCrop(Strict):
+    name: Literal["random_resized_crop"]
+    scale: tuple[float, float] = (0.08, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+
+
+class RandomCrop(Strict):
+    name: Literal["random_crop"]
+    padding: int = 0
+
+
+class HorizontalFlip(Strict):
+    name: Literal["hflip"]
+    p: float = Field(0.5, ge=0, le=1)
+
+
+class VerticalFlip(Strict):
+    name: Literal["vflip"]
+    p: float = Field(0.5, ge=0, le=1)
+
+
+class Rotation(Strict):
+    name: Literal["rotation"]
+    degrees: float = Field(10, ge=0, le=180)
+
+
+class Affine(Strict):
+    name: Literal["affine"]
+    degrees: float = Field(0, ge=0, le=180)
+    translate: tuple[float, float] | None = None
+    scale: tuple[float, float] | None = None
+
+
+class ColorJitter(Strict):
+    name: Literal["color_jitter"]
+    brightness: float = Field(0.0, ge=0)
+    contrast: float = Field(0.0, ge=0)
+
+
+AugmentStep = Annotated[
+    Union[RandomResizedCrop, RandomCrop, HorizontalFlip, VerticalFlip, Rotation, Affine, ColorJitter],
+    Field(discriminator="name"),
+]
+
+
+class OptimizerConfig(Strict):
+    name: Literal["sgd", "adam", "adamw"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD only.")
+    nesterov: bool = False
+    weight_decay: float = Field(0.0, ge=0)
+
+
+class ScheduleConfig(Strict):
+    name: Literal["none", "step", "cosine"] = "none"
+    step_size: int = Field(10, ge=1, description="step: epochs between decays.")
+    gamma: float = Field(0.1, gt=0, le=1, description="step: decay factor.")
+    min_lr: float = Field(0.0, ge=0, description="cosine: final learning rate.")
+
+
+class EarlyStopping(Strict):
+    monitor: str | None = Field(None, description="val_loss or a metric name; default: the primary metric.")
+    patience: int | None = Field(None, ge=1, description="Epochs without improvement before stopping; null = off.")
+    min_delta: float = Field(0.0, ge=0)
+
+
+class TrainConfig(Strict):
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(32, ge=1)
+    eval_batch_size: int | None = Field(None, ge=1)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
+    checkpoint: Literal["best", "last"] = Field("best", description="Which epoch's weights are evaluated on test.")
+    save_checkpoints: bool = True
+    max_steps_per_epoch: int | None = Field(None, ge=1, description="Cap on batches per epoch (quick runs).")
+
+
+FREEZE_RE = re.compile(r"^(none|backbone|stages:\d+)$")
+
+
+class ModelEntry(Strict):
+    """One model of the suite, with its per-model overrides."""
+
+    name: str = Field(description="Registered model name (`cxrbench models`).")
+    label: str | None = Field(None, description="Row name in results (default: name); unique per suite.")
+    pretrained: bool = False
+    weights: str | None = Field(None, description="Local .pth/.safetensors file to initialise from.")
+    freeze: str = Field("none", description="none | backbone | stages:N")
+    dropout: float | None = Field(None, ge=0, lt=1)
+    params: dict[str, Any] = Field(default_factory=dict, description="Model kwargs, checked by the model's schema.")
+    train: dict[str, Any] = Field(default_factory=dict, description="Overrides deep-merged into the suite's train.")
+
+    @field_validator("freeze")
+    @classmethod
+    def _freeze(cls, v: str) -> str:
+        if not FREEZE_RE.match(v):
+            raise ValueError(f"freeze must be none, backbone or stages:N, got {v!r}")
+        return v
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
+
+
+class MetricsConfig(Strict):
+    primary: str = "accuracy"
+    report: list[str] = Field(default_factory=lambda: ["accuracy", "precision", "recall", "f1", "roc_auc"])
+    bootstrap: int = Field(1000, ge=0, description="Bootstrap resamples for the 95% CI (0 = off).")
+    confidence: float = Field(0.95, gt=0, lt=1)
+
+
+class ProfileConfig(Strict):
+    cost: bool = Field(True, description="Count parameters and MACs (ptflops, aten backend) per model.")
+
+
+class ReferenceConfig(Strict):
+    """A paper's reported figures, shown next to ours."""
+
+    source: str
+    note: str = ""
+    models: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="model label -> metric -> value (fractions, not percent).")
+
+
+class Suite(Strict):
+    """A benchmark protocol."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    task: TaskConfig
+    dataset: DatasetConfig
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    input: InputConfig = Field(default_factory=InputConfig)
+    augment: list[AugmentStep] = Field(default_factory=list)
+    models: list[ModelEntry] = Field(min_length=1)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    profile: ProfileConfig = Field(default_factory=ProfileConfig)
+    reference: ReferenceConfig | None = None
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _one_seed(cls, v: Any) -> Any:
+        return [v] if isinstance(v, int) else v
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _bare_names(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [{"name": m} if isinstance(m, str) else m for m in v]
+        return v
+
+    @model_validator(mode="after")
+    def _unique_labels(self) -> "Suite":
+        seen: set[str] = set()
+        for m in self.models:
+            if m.key in seen:
+                raise ValueError(f"model label {m.key!r} appears twice; give one a distinct `label:`")
+            seen.add(m.key)
+        return self
+
+    def model_train(self, entry: ModelEntry) -> TrainConfig:
+        """The suite's train config with ``entry.train`` deep-merged over it."""
+        from cxrbench.suite.merge import deep_merge
+
+        return TrainConfig.model_validate(deep_merge(self.train.model_dump(), entry.train))
