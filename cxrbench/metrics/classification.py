@@ -1,0 +1,286 @@
+"""Classification metrics of a :class:`~cxrbench.specs.Predictions`, on numpy.
+
+Conventions are scikit-learn's, with ``zero_division=0`` (a 0/0 precision, recall or F1 is 0.0):
+
+* binary: the metric of the positive class ``pred.positive`` (sklearn ``average='binary'``);
+* multiclass: macro average over the classes present in ``y_true`` or ``y_pred`` (sklearn's
+  ``average='macro'`` without ``labels``); ``*_weighted`` averages by support over all tasks;
+* multilabel: macro average over all labels of the ``(N, K)`` 0/1 arrays. ``accuracy`` is the
+  label-wise accuracy over all ``N*K`` cells; sklearn's ``accuracy_score`` (every label of a row
+  right) is :func:`subset_accuracy`.
+
+Specificity is TN/(TN+FP), averaged like recall. ``roc_auc`` is the positive class's AUC (binary),
+the one-vs-rest macro AUC (multiclass; nan unless every class has positives and negatives) or
+:func:`mean_auc` (multilabel: the mean over labels that have both classes). Undefined values are
+nan (AUC of one class only; kappa when chance agreement is 1; kappa for multilabel).
+
+Every metric except :func:`loss` is :func:`~cxrbench.metrics.bootstrap.row_weighted`: it is
+computed from row-weighted counts, so a block of bootstrap resamples costs a few matrix products.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cxrbench.metrics.bootstrap import row_weighted
+from cxrbench.specs import Predictions
+
+
+def _div(num: np.ndarray, den: np.ndarray, fill: float = 0.0) -> np.ndarray:
+    """``num / den`` with ``fill`` where ``den == 0`` (sklearn's ``zero_division``)."""
+    num, den = np.broadcast_arrays(np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64))
+    return np.divide(num, den, out=np.full(num.shape, fill), where=den != 0)
+
+
+def _indicators(y: np.ndarray, task: str, k: int) -> np.ndarray:
+    """Class indices ``(N,)`` (or multilabel 0/1 ``(N, K)``) -> float 0/1 matrix ``(N, K)``."""
+    y = np.asarray(y)
+    if task == "multilabel":
+        return (y != 0).astype(np.float64)
+    y = y.astype(np.int64)
+    if y.size and (y.min() < 0 or y.max() >= k):
+        raise ValueError(f"class indices must lie in [0, {k}), got values from {y.min()} to {y.max()}")
+    return np.eye(k)[y]
+
+
+@dataclass(frozen=True)
+class _Counts:
+    """Weighted per-class (one-vs-rest) or per-label counts, each ``(B, K)``; ``n`` is ``(B,)``."""
+
+    tp: np.ndarray
+    fp: np.ndarray
+    fn: np.ndarray
+    tn: np.ndarray
+    n: np.ndarray
+
+    @property
+    def support(self) -> np.ndarray:
+        return self.tp + self.fn
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return self.tp + self.fp
+
+
+def _counts(pred: Predictions, w: np.ndarray) -> _Counts:
+    k = len(pred.class_names)
+    t = _indicators(pred.y_true, pred.task, k)
+    p = _indicators(pred.y_pred, pred.task, k)
+    tp = w @ (t * p)
+    support = w @ t
+    predicted = w @ p
+    n = w.sum(axis=1)
+    fp, fn = predicted - tp, support - tp
+    return _Counts(tp, fp, fn, n[:, None] - tp - fp - fn, n)
+
+
+def _average(pred: Predictions, c: _Counts, per_class: np.ndarray, average: str = "default") -> np.ndarray:
+    """Reduce ``(B, K)`` per-class values to ``(B,)`` following the module's conventions."""
+    if average == "weighted":
+        return _div((per_class * c.support).sum(axis=1), c.support.sum(axis=1))
+    if pred.task == "binary":
+        return per_class[:, pred.positive]
+    if pred.task == "multiclass":
+        present = (c.support + c.predicted) > 0
+        return _div((per_class * present).sum(axis=1), present.sum(axis=1))
+    return per_class.mean(axis=1)
+
+
+def _precision(c: _Counts) -> np.ndarray:
+    return _div(c.tp, c.tp + c.fp)
+
+
+def _recall(c: _Counts) -> np.ndarray:
+    return _div(c.tp, c.tp + c.fn)
+
+
+def _f1(c: _Counts) -> np.ndarray:
+    return _div(2 * c.tp, 2 * c.tp + c.fp + c.fn)
+
+
+def _specificity(c: _Counts) -> np.ndarray:
+    return _div(c.tn, c.tn + c.fp)
+
+
+@row_weighted
+def accuracy(pred: Predictions, w: np.ndarray) -> np.ndarray:
+    """Fraction of correct predictions; multilabel: label-wise, over all ``N*K`` cells."""
+    c = _counts(pred, w)
+    if pred.task == "multilabel":
+        return _div((c.tp + c.tn).sum(axis=1), c.n * c.tp.shape[1], math.nan)
+    return _div(c.tp.sum(axis=1), c.n, math.nan)
+
+
+@row_weighted
+def subset_accuracy(pred: Predictions, w: np.ndarray) -> np.ndarray:
+    """Fraction of rows whose every label is right (sklearn ``accuracy_score``)."""
+    t, p = np.asarray(pred.y_true), np.asarray(pred.y_pred)
+    right = (t == p) if t.ndim == 1 else ((t != 0) == (p != 0)).all(axis=1)
+    return _div(w @ right.astype(np.float64), w.sum(axis=1), math.nan)
+
+
+@row_weighted
+def precision(pred: Predictions, w: np.ndarray) -> np.ndarray:
+    """Precision TP/(TP+FP): positive class, macro over classes, or macro over labels."""
+    c = _counts(pred, w)
+    return _average(pred, c, _precision(c))
+
+
+@row_weighted
+def recall(pred: Predictions, w: np.ndarray) -> np.ndarray:
+    """Recall (sensitivity) TP/(TP+FN): positive class, macro over classes, or macro over labels."""
+    c = _counts(pred, w)
+    return _average(pred, c, _recall(c))
+
+
+sensitivity = recall
+
+
+@row_weighted
+def specificity(pred: Predictions, w: np.ndarray) -> np.ndarray:
+    """Specificity TN/(TN+FP): positive class, macro one-vs-rest over classes, or macro over labels."""
+    c = _counts(pred, w)
+    return _average(pred, c, _specificity(c))
+
+
+@row_weighted
+def f1(pred: Predictions, w: np.ndarray) -> np.ndarray:
+    """F1 = 2TP/(2TP+FP+FN): positive class, macro over classes, or macro over labels."""
+    c = _counts(pred, w)
+    return _average(pred, c, _f1(c))
+
+
+@row_weighted
+def precision_weighted(pred: Predictions, w: np.ndarray) -> np.ndarray:
+    """Per-class precision averaged with weights = support (sklearn ``average='weighted'``)."""
+    c = _counts(pred, w)
+    return _average(pred, c, _precision(c), "weighted")
+
+
+@row_weighted
+def recall_weighted(pred: Predictions, w: np.ndarray) -> np.ndarray:
+    """Per-class recall averaged with weights = support (sklearn ``average='weighted'``)."""
+    c = _counts(pred, w)
+    return _average(pred, c, _recall(c), "weighted")
+
+
+@row_weighted
+def f1_weighted(pred: Predictions, w: np.ndarray) -> np.ndarray:
+    """Per-class F1 averaged with weights = support (sklearn ``average='weighted'``)."""
+    c = _counts(pred, w)
+    return _average(pred, c, _f1(c), "weighted")
+
+
+@row_weighted
+def cohen_kappa(pred: Predictions, w: np.ndarray) -> np.ndarray:
+    """Cohen's kappa (po - pe) / (1 - pe); nan for multilabel or when pe == 1."""
+    if pred.task == "multilabel":
+        return np.full(w.shape[0], math.nan)
+    c = _counts(pred, w)
+    observed = _div(c.tp.sum(axis=1), c.n, math.nan)
+    chance = _div((c.support * c.predicted).sum(axis=1), c.n**2, math.nan)
+    return _div(observed - chance, 1.0 - chance, math.nan)
+
+
+def _auc(scores: np.ndarray, positive: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted Mann-Whitney AUC ``(B,)`` of one score column; ties count 1/2; nan for one class."""
+    pos = np.flatnonzero(positive)
+    neg = np.flatnonzero(~positive.astype(bool))
+    neg = neg[np.argsort(scores[neg], kind="stable")]
+    neg_scores = scores[neg]
+    # cum_neg[:, j]: weight of the j lowest-scoring negatives, so a positive scoring s beats
+    # cum_neg[:, lo] negatives and ties cum_neg[:, hi] - cum_neg[:, lo] (lo/hi: left/right insertion).
+    cum_neg = np.zeros((w.shape[0], len(neg) + 1))
+    np.cumsum(w[:, neg], axis=1, out=cum_neg[:, 1:])
+    lo = np.searchsorted(neg_scores, scores[pos], side="left")
+    hi = np.searchsorted(neg_scores, scores[pos], side="right")
+    w_pos = w[:, pos]
+    u = (w_pos * (cum_neg[:, lo] + cum_neg[:, hi])).sum(axis=1) / 2
+    return _div(u, w_pos.sum(axis=1) * cum_neg[:, -1], math.nan)
+
+
+def _class_aucs(pred: Predictions, w: np.ndarray, classes: list[int] | None = None) -> np.ndarray:
+    """One-vs-rest (or per-label) AUCs ``(B, len(classes))``."""
+    k = len(pred.class_names)
+    classes = list(range(k)) if classes is None else classes
+    truth = _indicators(pred.y_true, pred.task, k)
+    prob = np.asarray(pred.y_prob, dtype=np.float64)
+    cols = [_auc(prob[:, j], truth[:, j], w) for j in classes]
+    return np.stack(cols, axis=1) if cols else np.empty((w.shape[0], 0))
+
+
+def _mean_defined(values: np.ndarray) -> np.ndarray:
+    """Row means over finite entries; nan for a row with none."""
+    ok = np.isfinite(values)
+    return _div(np.where(ok, values, 0.0).sum(axis=1), ok.sum(axis=1), math.nan)
+
+
+@row_weighted
+def mean_auc(pred: Predictions, w: np.ndarray) -> np.ndarray:
+    """Mean per-label (one-vs-rest) ROC AUC over labels that have both classes present."""
+    return _mean_defined(_class_aucs(pred, w))
+
+
+@row_weighted
+def roc_auc(pred: Predictions, w: np.ndarray) -> np.ndarray:
+    """ROC AUC: positive class (binary), one-vs-rest macro (multiclass), mean_auc (multilabel)."""
+    if pred.task == "binary":
+        return _class_aucs(pred, w, [pred.positive])[:, 0]
+    if pred.task == "multiclass":
+        return _class_aucs(pred, w).mean(axis=1)  # nan if any class is one-sided, as sklearn refuses
+    return _mean_defined(_class_aucs(pred, w))
+
+
+def loss(pred: Predictions) -> float:
+    """Average loss recorded with the predictions (nan if none); not a function of rows alone."""
+    return math.nan if pred.loss is None else float(pred.loss)
+
+
+def per_label_auc(pred: Predictions) -> dict[str, float]:
+    """One-vs-rest (single-label) or per-label (multilabel) ROC AUC by class name; nan if undefined."""
+    aucs = _class_aucs(pred, np.ones((1, len(pred.y_true))))[0]
+    return {name: float(a) for name, a in zip(pred.class_names, aucs)}
+
+
+def confusion_matrix(pred: Predictions) -> np.ndarray:
+    """``(K, K)`` counts, rows = true class, columns = predicted; multilabel: ``(K, 2, 2)``.
+
+    Same layout as sklearn's ``confusion_matrix(labels=range(K))`` and
+    ``multilabel_confusion_matrix`` (``[[tn, fp], [fn, tp]]`` per label).
+    """
+    k = len(pred.class_names)
+    if pred.task == "multilabel":
+        c = _counts(pred, np.ones((1, len(pred.y_true))))
+        cells = np.stack([c.tn[0], c.fp[0], c.fn[0], c.tp[0]], axis=1)
+        return np.rint(cells).astype(np.int64).reshape(k, 2, 2)
+    t = _indicators(pred.y_true, pred.task, k)
+    p = _indicators(pred.y_pred, pred.task, k)
+    return np.rint(t.T @ p).astype(np.int64)
+
+
+def classification_report(pred: Predictions) -> dict[str, Any]:
+    """Per-class precision / recall / f1-score / support, ``macro avg`` and ``weighted avg``.
+
+    Same keys and numbers as sklearn's ``classification_report(labels=range(K),
+    target_names=class_names, output_dict=True, zero_division=0)``, plus its ``accuracy`` entry for
+    single-label tasks. Unlike the ``precision``/``recall``/``f1`` metrics, ``macro avg`` covers every
+    class, including one absent from both truth and predictions (as sklearn's report does).
+    """
+    c = _counts(pred, np.ones((1, len(pred.y_true))))
+    cols = {"precision": _precision(c)[0], "recall": _recall(c)[0], "f1-score": _f1(c)[0]}
+    support = c.support[0]
+    report: dict[str, Any] = {
+        name: {**{m: float(v[j]) for m, v in cols.items()}, "support": float(support[j])}
+        for j, name in enumerate(pred.class_names)
+    }
+    if pred.task != "multilabel":
+        report["accuracy"] = float(_div(c.tp[0].sum(), c.n[0], math.nan))
+    total = float(support.sum())
+    report["macro avg"] = {**{m: float(v.mean()) for m, v in cols.items()}, "support": total}
+    report["weighted avg"] = {**{m: float(_div((v * support).sum(), total)) for m, v in cols.items()},
+                              "support": total}
+    return report
