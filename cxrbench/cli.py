@@ -15,7 +15,8 @@ from rich.table import Table
 
 from cxrbench.errors import CxrbenchError
 
-console = Console()
+# Wide enough for a leaderboard when output is piped to a file or CI log (rich assumes 80 there).
+console = Console(width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True)
 
 

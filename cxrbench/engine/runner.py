@@ -107,6 +107,8 @@ def run_suite(suite_path: str | Path, overrides: list[str] | tuple[str, ...] = (
     suite = load_suite(suite_path, list(overrides), models)
     check_suite(suite, registry, str(suite_path))
     dev = resolve_device(device)
+    if dev.type == "cpu":
+        torch.set_flush_denormal(True)  # untrained nets produce denormals that slow CPUs down ~10x
     root = Path(results_root) if results_root else default_results_root()
 
     with progress:
