@@ -71,8 +71,14 @@ class RunStore:
     @classmethod
     def create(cls, root: Path, suite_name: str, run_id: str) -> "RunStore":
         run_dir = Path(root) / suite_name / run_id
-        if run_dir.exists():
-            raise ResultsError(f"{run_dir} already exists")
+        n = 1
+        while True:  # two runs of one suite in the same second get -2, -3, ...
+            try:
+                run_dir.mkdir(parents=True)
+                break
+            except FileExistsError:
+                n += 1
+                run_dir = Path(root) / suite_name / f"{run_id}-{n}"
         for sub in (RECORDS_DIR, PREDICTIONS_DIR, CHECKPOINTS_DIR):
             (run_dir / sub).mkdir(parents=True, exist_ok=True)
         return cls(run_dir)

@@ -1,0 +1,11 @@
+"""Model building: the built-in architectures and the factory that loads weights and freezes layers."""
+
+from cxrbench.models.factory import (
+    apply_freeze,
+    apply_frozen_bn_eval,
+    create_model,
+    read_state_dict,
+    validate_params,
+)
+
+__all__ = ["apply_freeze", "apply_frozen_bn_eval", "create_model", "read_state_dict", "validate_params"]

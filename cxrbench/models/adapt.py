@@ -1,0 +1,120 @@
+"""Adapting weights to a model: first-conv channel changes and head (classifier) changes.
+
+Used both when a builder loads upstream pretrained weights and when the factory loads a local
+weights file, so both paths follow the same rules.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+import torch
+import torch.nn as nn
+
+from cxrbench.errors import WeightsError
+
+_MAX_KEYS_SHOWN = 5
+
+
+def adapt_conv_weight(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
+    """A conv kernel ``(O, I, kh, kw)`` converted to ``in_chans`` input channels.
+
+    To 1 channel: the sum over the input channels (a grey image replicated to RGB gives the same
+    response, as in timm). From 1 channel to C: repeated C times and divided by C. From I to C
+    otherwise: channels cycled and rescaled by I/C (timm's rule for I == 3).
+    """
+    n_in = weight.shape[1]
+    if in_chans == n_in:
+        return weight.clone()
+    if in_chans == 1:
+        return weight.sum(dim=1, keepdim=True)
+    reps = math.ceil(in_chans / n_in)
+    return weight.repeat(1, reps, 1, 1)[:, :in_chans] * (n_in / in_chans)
+
+
+def replace_first_conv(model: nn.Module, path: str, in_chans: int) -> None:
+    """Replace the conv at ``path`` by one taking ``in_chans`` channels (same hyperparameters).
+
+    The new kernel is derived from the old one with :func:`adapt_conv_weight` (for a randomly
+    initialised model this keeps the architecture's own init scale for fan-out inits).
+    """
+    old = model.get_submodule(path)
+    if not isinstance(old, nn.Conv2d) or old.groups != 1:
+        raise TypeError(f"first conv {path!r} is not an ungrouped nn.Conv2d: {old!r}")
+    if old.in_channels == in_chans:
+        return
+    new = nn.Conv2d(in_chans, old.out_channels, old.kernel_size, old.stride, old.padding, old.dilation,
+                    bias=old.bias is not None, padding_mode=old.padding_mode)
+    with torch.no_grad():
+        new.weight.copy_(adapt_conv_weight(old.weight, in_chans))
+        if old.bias is not None:
+            new.bias.copy_(old.bias)
+    model.set_submodule(path, new)
+
+
+def _shape(t: torch.Tensor) -> tuple[int, ...]:
+    return tuple(t.shape)
+
+
+def _short(keys: list[str]) -> str:
+    more = f" (+{len(keys) - _MAX_KEYS_SHOWN} more)" if len(keys) > _MAX_KEYS_SHOWN else ""
+    return ", ".join(keys[:_MAX_KEYS_SHOWN]) + more
+
+
+def load_adapted(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, classifier: str,
+                 first_conv: str | None, source: str) -> list[str]:
+    """Load ``state_dict`` into ``model``, adapting the head and the first conv; return what was adapted.
+
+    Classifier entries whose shape differs are dropped (the model keeps its fresh head); the
+    first-conv kernel is converted when only its input-channel count differs. Any other missing
+    or unexpected key or shape mismatch raises :class:`WeightsError` naming ``source``.
+    Classifier entries absent from the file (a headless backbone) keep their fresh values too.
+    A ``module.`` prefix (DataParallel) is stripped; ``num_batches_tracked`` may be absent.
+    """
+    sd = dict(state_dict)
+    if sd and all(k.startswith("module.") for k in sd):
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    own = model.state_dict()
+    adapted: list[str] = []
+
+    head = [k for k in sd if k.startswith(classifier + ".") and k in own and _shape(sd[k]) != _shape(own[k])]
+    if head:
+        w = f"{classifier}.weight"
+        detail = f" ({_shape(sd[w])} -> {_shape(own[w])})" if w in head else ""
+        adapted.append(f"re-initialised classifier {classifier!r}{detail}")
+        for k in head:
+            sd[k] = own[k]
+    headless = [k for k in own if k.startswith(classifier + ".") and k not in sd]
+    if headless:
+        adapted.append(f"kept the fresh classifier {classifier!r} (absent from the weights)")
+        for k in headless:
+            sd[k] = own[k]
+
+    if first_conv is not None:
+        key = f"{first_conv}.weight"
+        if key in sd and key in own:
+            src, dst = sd[key], own[key]
+            if src.ndim == 4 and src.shape[1] != dst.shape[1] and _shape(src[:, :1]) == _shape(dst[:, :1]):
+                sd[key] = adapt_conv_weight(src, dst.shape[1])
+                rule = "summed over" if dst.shape[1] == 1 else "repeated from"
+                adapted.append(f"first conv {first_conv!r} {rule} {src.shape[1]} input channels -> {dst.shape[1]}")
+
+    missing = [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in sd if k not in own]
+    mismatched = [f"{k} (file {_shape(sd[k])} vs model {_shape(own[k])})"
+                  for k in sd if k in own and _shape(sd[k]) != _shape(own[k])]
+    if missing or unexpected or mismatched:
+        parts = []
+        if mismatched:
+            parts.append(f"shape mismatch: {_short(mismatched)}")
+        if missing:
+            parts.append(f"missing keys: {_short(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys: {_short(unexpected)}")
+        raise WeightsError(f"weights {source} do not fit the model: {'; '.join(parts)} "
+                           "(only the classifier and the first conv's input channels are adapted)")
+    for k, v in own.items():
+        sd.setdefault(k, v)
+    model.load_state_dict(sd, strict=True)
+    return adapted

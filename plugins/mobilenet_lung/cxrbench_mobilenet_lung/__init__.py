@@ -1,0 +1,1 @@
+"""cxrbench plugin: MobileNet-FT and MobileNet-Lung (MobileNetV2 + squeeze-and-excitation)."""
