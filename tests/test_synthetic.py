@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import time
 from collections import defaultdict
 
 import numpy as np
@@ -217,12 +216,3 @@ def test_easier_difficulty_is_more_learnable():
     hard, majority = _accuracy(0.9, 500, 300)
     assert easy > hard + 0.1
     assert easy > majority + 0.15
-
-
-def test_generation_speed():
-    t = load(n_samples=600)
-    start = time.perf_counter()
-    for i in range(600):
-        t.load_image(i, 64)
-    # about 0.4 s on an idle core; generous because CI machines are shared
-    assert time.perf_counter() - start < 6.0

@@ -35,7 +35,7 @@ CHESTXRAY14_LABELS = (
     "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
     "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia",
 )
-_TAGS = {"patient": 1, "image": 2, "labels": 3, "split": 4, "texture": 5}
+_TAGS = {"patient": 1, "image": 2, "labels": 3, "split": 4}
 
 
 class SyntheticOptions(BaseModel):
@@ -256,7 +256,9 @@ def _upsampler(size: int, grid: int) -> np.ndarray:
 def _smooth_noise(rng: np.random.Generator, size: int, grid: int) -> np.ndarray:
     """Unit-variance smooth random field with about ``grid`` bumps across the image."""
     w = _upsampler(size, grid)
-    return w @ rng.standard_normal((grid, grid)).astype(np.float32) @ w.T
+    g = rng.standard_normal((grid, grid)).astype(np.float32)
+    # einsum, not @: BLAS threads spin between these tiny products and slow rendering 4x on busy CPUs
+    return np.einsum("ik,jk->ij", np.einsum("ik,kl->il", w, g), w)
 
 
 class _Scene:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cxrbench.leaderboard.table import LOWER_IS_BETTER, SYNTHETIC_NOTICE, Board
@@ -56,7 +57,7 @@ def render_terminal(boards: list[Board], console: Console | None = None) -> None
     console = console or Console()
     for board in boards:
         df = display_frame(board)
-        table = Table(title=title(board), title_justify="left")
+        table = Table(title=escape(title(board)), title_justify="left")
         for col in df.columns:
             table.add_column(str(col), justify="left" if col == "model" else "right")
         for row in df.itertuples(index=False):
