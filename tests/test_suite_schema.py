@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -37,8 +38,16 @@ def test_schema_errors_name_file_and_field(suite_file, change, field, expected):
         load_suite(path)
     msg = str(err.value)
     assert str(path) in msg
-    assert f"  {field}:" in msg, msg
+    assert re.search(rf"^  {re.escape(field)} \(line \d+\): ", msg, re.M), msg
     assert expected in msg
+
+
+def test_schema_error_gives_the_yaml_line(tmp_path: Path):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: t\ntask: {type: binary, classes: [a, b]}\ndataset: {name: synthetic_cxr}\n"
+                    "models: [lenet]\ntrain:\n  batch_size: 4\n  epochs: -1\n")
+    with pytest.raises(SuiteError, match=r"train\.epochs \(line 7\): Input should be greater than or equal to 1"):
+        load_suite(path)
 
 
 def test_registry_checks_name_field(suite_file):

@@ -74,11 +74,39 @@ def load_raw(path: str | os.PathLike) -> dict[str, Any]:
     return deep_merge(base, data)
 
 
+def _line_of(root: yaml.Node | None, loc: tuple) -> int | None:
+    """1-based line of the YAML node at a pydantic error location, if the file has it."""
+    node, line = root, None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if getattr(k, "value", None) == part), None)
+            if match is None:
+                break
+            line, node = match[0].start_mark.line + 1, match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _compose(source: str) -> yaml.Node | None:
+    try:
+        return yaml.compose(Path(source).read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, yaml.YAMLError):
+        return None
+
+
 def format_validation_error(source: str, exc: ValidationError) -> str:
-    """One line per problem: the field path, what was expected, and what was given."""
+    """One line per problem: the field path (and line), what was expected, and what was given."""
     lines = [f"{source}: invalid suite ({exc.error_count()} problem{'s' if exc.error_count() > 1 else ''})"]
+    root = _compose(source)
     for err in exc.errors():
         loc = _loc(err["loc"])
+        line = _line_of(root, err["loc"])
+        if line is not None:
+            loc = f"{loc} (line {line})"
         given = err.get("input")
         shown = "" if err["type"] in ("missing",) else f" (got {given!r})" if not isinstance(given, dict) else ""
         if len(shown) > 80:
