@@ -90,6 +90,14 @@ def test_extends_deep_merges_dicts_and_replaces_lists(tmp_path: Path, suite_file
     assert suite.train.epochs == 2 and suite.train.batch_size == 8
 
 
+def test_extends_replaces_the_reference_block(tmp_path: Path, suite_file):
+    base = suite_file(reference={"source": "paper A", "models": {"lenet": {"accuracy": 0.9}}}, models=["lenet"])
+    child = tmp_path / "child.yaml"
+    child.write_text(f"extends: {base.name}\nreference: {{source: paper B, models: {{}}}}\n")
+    suite = load_suite(child)
+    assert suite.reference.source == "paper B" and suite.reference.models == {}
+
+
 def test_extends_only_one_level(tmp_path: Path, suite_file):
     base = suite_file()
     mid = tmp_path / "mid.yaml"

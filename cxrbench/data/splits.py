@@ -80,6 +80,8 @@ def plan_folds(table: SampleTable, cfg: SplitConfig) -> list[Fold]:
         train, val, test = (everything[part == s] for s in ("train", "val", "test"))
         if len(test) == 0 or len(train) == 0:
             raise DatasetError("the official split has no train or no test rows")
+        if cfg.carve_val:
+            train, val = np.sort(np.concatenate([train, val])), val[:0]
         if len(val) == 0:
             train, val = _holdout(train, cfg.val_fraction, strata, groups, cfg.seed, cfg.stratify)
         return [Fold(0, train, val, test)]

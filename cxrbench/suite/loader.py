@@ -59,7 +59,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def load_raw(path: str | os.PathLike) -> dict[str, Any]:
-    """The suite's dict after resolving ``extends:`` (one level; dicts deep-merge, lists replace)."""
+    """The suite's dict after resolving ``extends:`` (one level; dicts deep-merge, lists replace,
+    and a ``reference:`` block in the child replaces the base's whole block)."""
     path = Path(path)
     data = read_yaml(path)
     parent = data.pop("extends", None)
@@ -71,7 +72,10 @@ def load_raw(path: str | os.PathLike) -> dict[str, Any]:
     base = read_yaml(base_path)
     if "extends" in base:
         raise SuiteError(f"{path}: extends {base_path}, which itself extends another file; only one level is allowed")
-    return deep_merge(base, data)
+    merged = deep_merge(base, data)
+    if "reference" in data:  # a paper's figures belong to one protocol: the child's block replaces the base's
+        merged["reference"] = data["reference"]
+    return merged
 
 
 def _line_of(root: yaml.Node | None, loc: tuple) -> int | None:

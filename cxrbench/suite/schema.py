@@ -78,6 +78,8 @@ class SplitConfig(Strict):
         0.15, ge=0, lt=1,
         description="kfold, or official splits without a usable val set: share of training rows kept for validation.",
     )
+    carve_val: bool = Field(
+        False, description="official: fold the dataset's own val rows into train and carve val_fraction instead.")
     group_by: Literal["auto", "patient", "none"] = Field(
         "auto", description="auto = group by patient whenever the dataset has patient ids.")
     stratify: bool = True
