@@ -88,7 +88,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
                                                             "; run a suite first: cxrbench run suites/quickstart.yaml"))
     boards = build_boards(runs, merge=args.merge, latest=args.latest)
     if args.format == "terminal":
-        render_terminal(boards, console)
+        render_terminal(boards, console, reference=args.reference)
     else:
         text = render_text(boards, args.format)
         if args.output:
@@ -210,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="only runs on this dataset")
     p.add_argument("--latest", action="store_true", help="only the newest run of each suite")
     p.add_argument("--merge", action="store_true", help="merge runs even if their resolved suites differ")
+    p.add_argument("--reference", action=argparse.BooleanOptionalAction, default=True,
+                   help="show the paper's reported figures next to ours when the suite has them (default on)")
     p.add_argument("--format", default="terminal", choices=["terminal", "markdown", "csv", "html", "latex", "json"])
     p.add_argument("-o", "--output", help="write to this file instead of stdout")
     p.set_defaults(func=cmd_leaderboard)

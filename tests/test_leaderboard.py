@@ -89,3 +89,48 @@ def test_cli_leaderboard_filters_and_errors(tmp_path, capsys):
     assert [b["suite"] for b in out] == ["s2"] and out[0]["rows"][0]["model"] == "z"
     assert main(["leaderboard", "--results", str(tmp_path), "--suite", "nope"]) == 2
     assert "no runs found" in capsys.readouterr().err
+
+
+def test_paper_comparison_flags_figures_outside_our_ci(tmp_path):
+    store = fake_run(tmp_path, "r1", {"a": [0.8], "b": [0.6]})
+    header = store.read_header()
+    header["suite"]["reference"] = {"source": "paper X", "models": {"a": {"accuracy": 0.9, "params": 1000},
+                                                                   "b": {"accuracy": 0.62}, "c": {"accuracy": 0.5}}}
+    store.write_header(header)
+    (board,) = build_boards(load_runs(tmp_path))
+    comp = board.comparison().set_index(["model", "metric"])
+    assert comp.loc[("a", "accuracy"), "diff"] == pytest.approx(-0.1)
+    assert comp.loc[("a", "accuracy"), "ci_excludes_paper"]  # CI [0.75, 0.85] excludes 0.9
+    assert not comp.loc[("b", "accuracy"), "ci_excludes_paper"]  # CI [0.55, 0.65] holds 0.62
+    assert comp.loc[("a", "params"), "diff"] == 0
+    assert pd.isna(comp.loc[("c", "accuracy"), "ours"])  # in the paper, not run here
+    md = render_text([board], "markdown")
+    assert "vs the paper: paper X" in md and "not run" in md
+
+
+def _pred_csv(path: Path, ids, y_true, y_pred):
+    prob = np.eye(2)[y_pred] * 0.8 + 0.1
+    pd.DataFrame({"sample_id": ids, "patient_id": "", "y_true": y_true, "y_pred": y_pred,
+                  "prob_normal": prob[:, 0], "prob_pneumonia": prob[:, 1]}).to_csv(path, index=False)
+
+
+def test_paired_bootstrap_separates_a_clearly_better_model(tmp_path):
+    from cxrbench.leaderboard.significance import paired_bootstrap_p
+    from cxrbench.plugins import get_registry
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    ids = [f"s{i}" for i in range(200)]
+    good = np.where(rng.random(200) < 0.95, y, 1 - y)
+    coin = rng.integers(0, 2, 200)
+    for name, pred in (("good", good), ("coin", coin), ("same", good)):
+        _pred_csv(tmp_path / f"{name}.csv", ids, y, pred)
+    rec = lambda name: (JobRecord(job_id=name, model=name, model_name=name, fold=0, seed=0,  # noqa: E731
+                                  predictions_path=f"{name}.csv"), tmp_path)
+    args = ("accuracy", True, ["normal", "pneumonia"], "binary", 1, get_registry())
+    assert paired_bootstrap_p([rec("good")], [rec("coin")], *args) <= 0.002
+    assert paired_bootstrap_p([rec("good")], [rec("same")], *args) == 1.0
+    # rows in a different order are re-aligned by sample id
+    shuffled = pd.read_csv(tmp_path / "coin.csv").sample(frac=1, random_state=0)
+    shuffled.to_csv(tmp_path / "coin2.csv", index=False)
+    assert paired_bootstrap_p([rec("good")], [rec("coin2")], *args) <= 0.002

@@ -26,13 +26,14 @@ def compute_metrics(pred: Predictions, names: list[str], registry: Registry) -> 
 
 def score(pred: Predictions, names: list[str], primary: str, registry: Registry, n_boot: int,
           confidence: float, seed: int) -> dict[str, Any]:
-    """Metrics, a bootstrap CI for the primary metric, confusion matrix and per-class report."""
+    """Metrics, bootstrap CIs (every bootstrappable metric), confusion matrix and per-class report."""
     metrics = compute_metrics(pred, [primary, *names, "loss"], registry)
     ci = {}
-    spec = registry.metric(primary)
-    if n_boot > 0 and spec.bootstrappable:
-        lo, hi = bootstrap_ci(spec.fn, pred, n_resamples=n_boot, confidence=confidence, seed=seed)
-        ci[primary] = [float(lo), float(hi)]
+    for name in dict.fromkeys([primary, *names]):
+        spec = registry.metric(name)
+        if n_boot > 0 and spec.bootstrappable:
+            lo, hi = bootstrap_ci(spec.fn, pred, n_resamples=n_boot, confidence=confidence, seed=seed)
+            ci[name] = [float(lo), float(hi)]
     out = {"metrics": metrics, "ci": ci, "confusion_matrix": confusion_matrix(pred).tolist(),
            "class_report": classification_report(pred)}
     if pred.task == "multilabel":

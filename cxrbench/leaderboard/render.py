@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import math
 from typing import Any
@@ -42,9 +43,31 @@ def display_frame(board: Board) -> pd.DataFrame:
             if m == board.primary:
                 lo, hi = row["ci_low"], row["ci_high"]
                 shown["95% CI"] = "" if math.isnan(lo) else f"[{lo:.4f}, {hi:.4f}]"
+        p = row.get("p_vs_top", math.nan)
+        shown["p vs #1"] = "" if p is None or math.isnan(p) else f"{p:.3f}"
         shown["params ↓"] = _count(row.get("params"), 1e6, "M")
         shown["MACs ↓"] = _count(row.get("macs"), 1e6, "M")
         out.append(shown)
+    return pd.DataFrame(out)
+
+
+def comparison_frame(board: Board) -> pd.DataFrame:
+    """The paper comparison, formatted: ours (CI), the paper's, the difference, and a flag."""
+    out = []
+    for r in board.comparison().to_dict("records"):
+        ours = r.get("ours", math.nan)
+        is_count = r["metric"] in ("params", "macs")
+        fmt = (lambda v: f"{v:,.0f}") if is_count else (lambda v: f"{v:.4f}")
+        missing = ours is None or (isinstance(ours, float) and math.isnan(ours))
+        lo, hi = r.get("ci_low", math.nan), r.get("ci_high", math.nan)
+        out.append({
+            "model": r["model"], "metric": r["metric"],
+            "ours": "not run" if missing else fmt(ours),
+            "95% CI": "" if missing or lo is None or math.isnan(lo) else f"[{lo:.4f}, {hi:.4f}]",
+            "paper": fmt(r["paper"]),
+            "diff": "" if missing else (f"{r['diff']:+,.0f}" if is_count else f"{r['diff']:+.4f}"),
+            "CI excludes paper": "yes" if r.get("ci_excludes_paper") is True else "",
+        })
     return pd.DataFrame(out)
 
 
@@ -53,28 +76,40 @@ def title(board: Board) -> str:
     return f"{board.suite} (dataset {board.dataset}; ranked by {board.primary}){flag}"
 
 
-def render_terminal(boards: list[Board], console: Console | None = None) -> None:
+def _rich_table(df: pd.DataFrame, heading: str) -> Table:
+    table = Table(title=escape(heading), title_justify="left")
+    for col in df.columns:
+        table.add_column(str(col), justify="left" if col in ("model", "metric") else "right")
+    for row in df.itertuples(index=False):
+        table.add_row(*[escape(str(v)) for v in row])
+    return table
+
+
+def render_terminal(boards: list[Board], console: Console | None = None, reference: bool = True) -> None:
     console = console or Console()
     for board in boards:
-        df = display_frame(board)
-        table = Table(title=escape(title(board)), title_justify="left")
-        for col in df.columns:
-            table.add_column(str(col), justify="left" if col == "model" else "right")
-        for row in df.itertuples(index=False):
-            table.add_row(*[str(v) for v in row])
-        console.print(table)
+        console.print(_rich_table(display_frame(board), title(board)))
         console.print(f"runs: {', '.join(board.runs)}; params/MACs at the suite's input size "
                       f"(MACs = multiply-accumulates, FLOPs = 2 x MACs; ptflops aten backend); "
-                      f"95% CI = bootstrap over test images" + ("" if len(board.rows) == 0 or board.rows["n"].max() == 1
+                      f"95% CI = bootstrap over test images; p vs #1 = paired bootstrap on the same test images" + ("" if len(board.rows) == 0 or board.rows["n"].max() == 1
                                                                 else ", averaged over runs"))
         for f in board.failed:
-            console.print(f"[red]failed[/red] {f['job']}: {f['error']}")
+            console.print(f"[red]failed[/red] {escape(f['job'])}: {escape(f['error'])}")
+        if reference and board.reference and board.reference.get("models"):
+            heading = f"{board.suite} vs the paper: {board.reference.get('source', '')}"
+            if board.synthetic:
+                heading += " [synthetic data: not comparable with the paper's figures]"
+            console.print(_rich_table(comparison_frame(board), heading))
+            if board.reference.get("note"):
+                console.print(f"note: {escape(board.reference['note'])}")
 
 
 def to_json_data(boards: list[Board]) -> list[dict[str, Any]]:
     return [{"suite": b.suite, "dataset": b.dataset, "synthetic": b.synthetic, "primary": b.primary,
              "higher_is_better": b.higher_is_better, "runs": b.runs, "metrics": b.metrics,
-             "rows": json.loads(b.rows.to_json(orient="records")), "failed": b.failed} for b in boards]
+             "rows": json.loads(b.rows.to_json(orient="records")), "failed": b.failed,
+             "reference": b.reference,
+             "comparison": json.loads(b.comparison().to_json(orient="records"))} for b in boards]
 
 
 def render_text(boards: list[Board], fmt: str) -> str:
@@ -84,15 +119,20 @@ def render_text(boards: list[Board], fmt: str) -> str:
     parts = []
     for board in boards:
         df = display_frame(board)
+        comp = comparison_frame(board) if board.reference and board.reference.get("models") else None
         if fmt == "markdown":
             parts.append(f"### {title(board)}\n\n" + df.to_markdown(index=False))
+            if comp is not None:
+                parts.append(f"#### vs the paper: {board.reference.get('source', '')}\n\n" + comp.to_markdown(index=False))
         elif fmt == "csv":
             raw = board.rows.copy()
             raw.insert(0, "suite", board.suite)
             raw.insert(1, "synthetic", board.synthetic)
             parts.append(raw.to_csv(index=False))
         elif fmt == "html":
-            parts.append(f"<h3>{title(board)}</h3>\n" + df.to_html(index=False, escape=True))
+            parts.append(f"<h3>{html.escape(title(board))}</h3>\n" + df.to_html(index=False, escape=True))
+            if comp is not None:
+                parts.append("<h4>vs the paper</h4>\n" + comp.to_html(index=False, escape=True))
         elif fmt == "latex":
             parts.append(f"% {title(board)}\n" + df.to_latex(index=False, escape=True))
         else:

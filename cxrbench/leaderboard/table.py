@@ -42,6 +42,34 @@ class Board:
     failed: list[dict[str, str]] = field(default_factory=list)
     reference: dict[str, Any] | None = None
 
+    def comparison(self) -> pd.DataFrame:
+        """Ours vs the paper's figure for every (model, metric) the suite's reference block has.
+
+        ``ci_excludes_paper`` is True where our (run-averaged) 95% bootstrap CI does not contain
+        the paper's figure.
+        """
+        rows = []
+        ref_models = (self.reference or {}).get("models") or {}
+        ours = self.rows.set_index("model") if not self.rows.empty else pd.DataFrame()
+        for model, figures in ref_models.items():
+            for metric, paper in figures.items():
+                row: dict[str, Any] = {"model": model, "metric": metric, "paper": float(paper)}
+                if model in ours.index:
+                    r = ours.loc[model]
+                    if metric in ("params", "macs"):
+                        value = r.get(metric)
+                        row["ours"] = float(value) if value is not None and not pd.isna(value) else math.nan
+                        row["ours_std"], low, high = 0.0, math.nan, math.nan
+                    else:
+                        row["ours"], row["ours_std"] = r.get(f"{metric}_mean", math.nan), r.get(f"{metric}_std", math.nan)
+                        low, high = r.get(f"{metric}_ci_low", math.nan), r.get(f"{metric}_ci_high", math.nan)
+                    row["ci_low"], row["ci_high"] = low, high
+                    row["diff"] = row["ours"] - row["paper"]
+                    row["ci_excludes_paper"] = bool(not pd.isna(low) and not (low <= paper <= high))
+                rows.append(row)
+        return pd.DataFrame(rows, columns=["model", "metric", "ours", "ours_std", "ci_low", "ci_high", "paper",
+                                           "diff", "ci_excludes_paper"])
+
 
 def load_runs(root: Path, suite: str | None = None, run: str | None = None,
               dataset: str | None = None) -> list[RunData]:
@@ -85,7 +113,8 @@ def _check_mergeable(suite: str, runs: list[RunData]) -> None:
                     f"pick one with --run RUN_ID or --latest, or pass --merge")
 
 
-def build_boards(runs: list[RunData], merge: bool = False, latest: bool = False) -> list[Board]:
+def build_boards(runs: list[RunData], merge: bool = False, latest: bool = False,
+                 significance: bool = True) -> list[Board]:
     """One :class:`Board` per suite; repeated (model, fold, seed) jobs keep the newest record."""
     by_suite: dict[str, list[RunData]] = {}
     for r in sorted(runs, key=lambda r: r.path.name):
@@ -96,19 +125,21 @@ def build_boards(runs: list[RunData], merge: bool = False, latest: bool = False)
             suite_runs = suite_runs[-1:]
         if not merge:
             _check_mergeable(suite, suite_runs)
-        boards.append(_board(suite, suite_runs))
+        boards.append(_board(suite, suite_runs, significance))
     return boards
 
 
-def _board(suite: str, runs: list[RunData]) -> Board:
+def _board(suite: str, runs: list[RunData], significance: bool = True) -> Board:
     newest = runs[-1].header
     cfg = newest["suite"]
     primary = cfg["metrics"]["primary"]
     metrics = list(dict.fromkeys([primary, *cfg["metrics"]["report"]]))
     jobs: dict[tuple[str, int, int], JobRecord] = {}
+    where: dict[int, Path] = {}
     for r in runs:  # oldest first: newer records replace older ones
         for rec in r.records:
             jobs[(rec.model, rec.fold, rec.seed)] = rec
+            where[id(rec)] = r.path
     ok = [rec for rec in jobs.values() if rec.status == "ok"]
     failed = [{"model": rec.model, "job": rec.job_id, "error": rec.error or ""}
               for rec in jobs.values() if rec.status != "ok"]
@@ -118,9 +149,11 @@ def _board(suite: str, runs: list[RunData]) -> Board:
         row: dict[str, Any] = {"model": model, "n": len(recs)}
         for m in metrics:
             row[f"{m}_mean"], row[f"{m}_std"] = _mean_std([rec.metrics.get(m, math.nan) for rec in recs])
-        cis = [rec.ci[primary] for rec in recs if primary in rec.ci]
-        row["ci_low"] = float(np.mean([c[0] for c in cis])) if cis else math.nan
-        row["ci_high"] = float(np.mean([c[1] for c in cis])) if cis else math.nan
+        for m in metrics:
+            cis = [rec.ci[m] for rec in recs if m in rec.ci]
+            row[f"{m}_ci_low"] = float(np.mean([c[0] for c in cis])) if cis else math.nan
+            row[f"{m}_ci_high"] = float(np.mean([c[1] for c in cis])) if cis else math.nan
+        row["ci_low"], row["ci_high"] = row[f"{primary}_ci_low"], row[f"{primary}_ci_high"]
         row["params"] = recs[0].cost.get("params")
         row["macs"] = recs[0].cost.get("macs")
         row["train_seconds"] = float(np.mean([rec.train_seconds for rec in recs]))
@@ -129,6 +162,36 @@ def _board(suite: str, runs: list[RunData]) -> Board:
     df = pd.DataFrame(rows)
     if not df.empty:
         df = df.sort_values(f"{primary}_mean", ascending=not higher, na_position="last").reset_index(drop=True)
+        df["p_vs_top"] = _p_values(df, ok, where, cfg, primary, higher) if significance else math.nan
     return Board(suite=suite, primary=primary, higher_is_better=higher, metrics=metrics, rows=df,
                  runs=[r.path.name for r in runs], synthetic=any(r.header.get("synthetic") for r in runs),
                  dataset=cfg["dataset"]["name"], failed=failed, reference=cfg.get("reference"))
+
+
+def _p_values(df: pd.DataFrame, ok: list[JobRecord], where: dict[int, Path], cfg: dict[str, Any], primary: str,
+              higher: bool) -> list[float]:
+    """Paired-bootstrap p-value of each model against the top row (nan for the top row itself)."""
+    from cxrbench.leaderboard.significance import paired_bootstrap_p
+    from cxrbench.plugins import get_registry
+
+    try:
+        registry = get_registry()
+        registry.metric(primary)
+        cfg["task"]["type"]
+    except Exception:  # noqa: BLE001 - the table must still render without the metric's plugin
+        return [math.nan] * len(df)
+    task, classes = cfg["task"]["type"], cfg["task"]["classes"]
+    positive = classes.index(cfg["task"].get("positive_class") or classes[-1]) if task == "binary" else 1
+    located = {m: [(rec, where[id(rec)]) for rec in ok if rec.model == m] for m in df.model}
+    top = df.model.iloc[0]
+    out = []
+    for model in df.model:
+        if model == top:
+            out.append(math.nan)
+            continue
+        try:
+            p = paired_bootstrap_p(located[top], located[model], primary, higher, classes, task, positive, registry)
+        except (OSError, KeyError, ValueError):
+            p = None
+        out.append(math.nan if p is None else p)
+    return out
