@@ -29,6 +29,7 @@ BUILTIN_PLUGINS = (
     "cxrbench.builtins.models",
     "cxrbench.builtins.datasets",
     "cxrbench.builtins.metrics",
+    "cxrbench.builtins.latency",
 )
 
 
@@ -145,6 +146,17 @@ class Registry:
         return _lookup("dataset", name, self.datasets)
 
     def metric(self, name: str) -> MetricSpec:
+        """A metric by name; ``base@level`` instantiates a parametric metric at that level."""
+        if "@" in name and name not in self.metrics:
+            base, _, level = name.partition("@")
+            spec = _lookup("metric", base, self.metrics)
+            if spec.with_param is None:
+                raise UnknownNameError(f"metric {base!r} takes no parameter (got {name!r})")
+            try:
+                value = float(level)
+            except ValueError:
+                raise UnknownNameError(f"metric {name!r}: {level!r} after '@' is not a number") from None
+            return replace(spec, name=name, fn=spec.with_param(value), with_param=None)
         return _lookup("metric", name, self.metrics)
 
 

@@ -157,6 +157,32 @@ class MetricSpec:
     description: str = ""
     bootstrappable: bool = True
     """False for metrics that are not a function of the rows alone (e.g. average loss)."""
+    with_param: Callable[[float], Callable[[Predictions], float]] | None = None
+    """For a parametric metric: ``with_param(level) -> fn``; suites name it ``<name>@<level>``
+    (e.g. ``sensitivity_at_specificity@0.9``)."""
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
+class LatencyBackendSpec:
+    """An inference runtime the latency profiler can time models on (``register_latency_backends``).
+
+    ``prepare(ExportContext) -> Prepared`` runs in the parent process: it turns the eval-mode model
+    into what the runtime loads (e.g. an ``.onnx`` file) and must raise
+    ``cxrbench.profiling.runtimes.base.VerificationError`` when the converted model's outputs
+    differ from torch's. ``load(LoadContext) -> Loaded`` runs in the fresh timing subprocess with
+    the thread count already set; it must be a module-level function (the worker imports it by its
+    qualified name). ``check()`` returns ``None`` when the runtime is usable, else a message saying
+    how to install it. The context and result types live in ``cxrbench.profiling.runtimes.base``.
+    """
+
+    name: str
+    prepare: Callable[[Any], Any]
+    load: Callable[[Any], Any]
+    description: str = ""
+    check: Callable[[], str | None] | None = None
+    devices: tuple[str, ...] = ("cpu",)
+    """Devices ``load`` supports (``cpu``, ``cuda``); others fall back to the CPU."""
     plugin: str = ""
 
 

@@ -117,13 +117,13 @@ def test_crashing_plugin_model_is_recorded_failed_and_others_finish(suite_file, 
     assert "this model always fails to build" in status["exploding_net"].error
     assert status["lenet"].status == "ok"
     assert outcome.status == "failed" and outcome.exit_code == 1
-    on_disk = {r.job_id: r.status for r in outcome.store.records()}
+    on_disk = {r.job_id: r.status for r in outcome.store.records() if r.kind == "model"}
     assert on_disk == {"exploding_net__fold0__seed0": "failed", "lenet__fold0__seed0": "ok"}
     kinds = [e[0] for e in recorder.events]
     assert kinds[0] == "on_run_start" and kinds[-1] == "on_run_end"
     assert ("on_model_result", "exploding_net__fold0__seed0", "failed") in recorder.events
     assert [e for e in recorder.events if e[0] == "on_epoch_end"][0][1:3] == ("lenet__fold0__seed0", 1)
-    assert recorder.events[-1] == ("on_run_end", "failed", 2)
+    assert recorder.events[-1] == ("on_run_end", "failed", 4)  # 2 models + 2 baselines
 
 
 def test_plugin_metric_and_dataset_are_used(suite_file, tmp_path):
@@ -186,7 +186,8 @@ def test_resume_after_kill_skips_finished_model(suite_file, tmp_path):
     assert outcome.skipped == ["lenet__fold0__seed0"]
     assert [r.job_id for r in outcome.records] == ["lenet_slow__fold0__seed0"]
     assert first.read_text() == before  # not retrained, not rewritten
-    assert {r.job_id for r in RunStore(run_dir).records()} == {"lenet__fold0__seed0", "lenet_slow__fold0__seed0"}
+    assert {r.job_id for r in RunStore(run_dir).records() if r.kind == "model"} == {
+        "lenet__fold0__seed0", "lenet_slow__fold0__seed0"}
     assert RunStore(run_dir).read_header()["status"] == "complete"
 
 
@@ -212,5 +213,31 @@ def test_interrupt_keeps_finished_records(suite_file, tmp_path, monkeypatch):
     monkeypatch.setattr(runner_mod, "run_job", run_job_then_ctrl_c)
     outcome = run(suite_file(models=["lenet", {"name": "lenet", "label": "second"}]), tmp_path)
     assert outcome.status == "interrupted" and outcome.exit_code == 130
-    assert [r.job_id for r in outcome.store.records()] == ["lenet__fold0__seed0"]
+    assert [r.job_id for r in outcome.store.records() if r.kind == "model"] == ["lenet__fold0__seed0"]
     assert outcome.store.read_header()["status"] == "interrupted"
+
+
+def test_baseline_rows_have_the_right_values(suite_file, tmp_path):
+    outcome = run(suite_file(models=["lenet"], dataset={"name": "synthetic_cxr", "options": {"n_samples": 150}}),
+                  tmp_path)
+    records = {r.model: r for r in outcome.store.records()}
+    splits = pd.read_csv(outcome.store.dir / "splits.csv")
+    pred = pd.read_csv(outcome.store.dir / records["lenet"].predictions_path)
+    test_ids = set(splits[splits.split == "test"].sample_id)
+    assert set(pred.sample_id) == test_ids
+    # the majority class is taken from training labels; its accuracy is that class's test share
+    from cxrbench.plugins import get_registry
+    from cxrbench.specs import DataRequest
+
+    table = get_registry().dataset("synthetic_cxr").load(DataRequest("binary", ("normal", "pneumonia"), None,
+                                                                     {"n_samples": 150}))
+    label = dict(zip(table.ids, table.labels))
+    train = [label[i] for i in splits[splits.split == "train"].sample_id]
+    test = [label[i] for i in splits[splits.split == "test"].sample_id]
+    majority = int(np.bincount(train).argmax())
+    maj = records["baseline_majority"]
+    assert maj.kind == "baseline"
+    assert maj.metrics["accuracy"] == pytest.approx(np.mean(np.array(test) == majority))
+    assert maj.metrics["roc_auc"] == pytest.approx(0.5)
+    strat = records["baseline_stratified"]
+    assert 0.0 <= strat.metrics["accuracy"] <= 1.0 and strat.n_test == len(test)

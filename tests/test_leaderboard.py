@@ -22,6 +22,8 @@ def fake_run(root: Path, run_id: str, results: dict[str, list[float]], protocol=
              suite="s", synthetic=True, loss=None) -> RunStore:
     store = RunStore.create(root, suite, run_id)
     store.write_header({"run_id": run_id, "suite_name": suite, "protocol_sha256": protocol, "synthetic": synthetic,
+                        "suite_path": "suites/x.yaml", "overrides": ["train.epochs=1", "dataset={name: y}"],
+                        "suite_sha256": "abcdef0123456789",
                         "dataset": {"name": "synthetic_cxr"},
                         "suite": {"metrics": {"primary": primary, "report": ["accuracy", "loss"]},
                                   "dataset": {"name": "synthetic_cxr"}, "reference": None}})
@@ -79,6 +81,9 @@ def test_formats(tmp_path):
     assert "synthetic data, not clinical" in md and "| b " in md and "accuracy ↑" in md
     assert "<table" in render_text(boards, "html")
     assert "\\begin{tabular}" in render_text(boards, "latex")
+    assert "Research benchmark, not clinical validation." in md
+    assert boards[0].rows.reproduce[0] == ("cxrbench run suites/x.yaml --set train.epochs=1 "
+                                          "--set 'dataset={name: y}' --models b  # protocol sha256 p1")
 
 
 def test_cli_leaderboard_filters_and_errors(tmp_path, capsys):

@@ -14,6 +14,7 @@ import torch
 import cxrbench
 from cxrbench.data.prepare import PreparedData, prepare_data
 from cxrbench.data.transforms import eval_transform, normalization_stats, train_transform
+from cxrbench.engine.baselines import baseline_records
 from cxrbench.engine.device import resolve_device
 from cxrbench.engine.environment import environment, git_commit
 from cxrbench.engine.job import Job, plan_jobs, run_job
@@ -135,6 +136,8 @@ def run_suite(suite_path: str | Path, overrides: list[str] | tuple[str, ...] = (
             data.manifest.to_csv(store.dir / "splits.csv", index=False)
         store.write_header(header)
 
+        if suite.metrics.baselines:
+            baseline_records(suite, data, registry, store, done)
         info = RunInfo(store.run_id, store.dir, suite.name, header["suite"], [j.id for j in jobs], header)
         _notify(registry.pm.hook.on_run_start, run=info)
         batches = make_batches(suite, data)

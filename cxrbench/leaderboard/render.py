@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cxrbench.leaderboard.table import LOWER_IS_BETTER, SYNTHETIC_NOTICE, Board
+from cxrbench.leaderboard.table import LOWER_IS_BETTER, RESEARCH_NOTICE, SYNTHETIC_NOTICE, Board
 
 FORMATS = ("terminal", "markdown", "csv", "html", "latex", "json")
 
@@ -49,6 +49,16 @@ def display_frame(board: Board) -> pd.DataFrame:
         shown["MACs ↓"] = _count(row.get("macs"), 1e6, "M")
         out.append(shown)
     return pd.DataFrame(out)
+
+
+def notices(board: Board) -> str:
+    """The wording every table carries: research-only, synthetic data, the suite's own notice."""
+    parts = [RESEARCH_NOTICE]
+    if board.synthetic:
+        parts.append(SYNTHETIC_NOTICE[0].upper() + SYNTHETIC_NOTICE[1:] + ".")
+    if board.notice:
+        parts.append(board.notice)
+    return " ".join(parts)
 
 
 def comparison_frame(board: Board) -> pd.DataFrame:
@@ -95,6 +105,11 @@ def render_terminal(boards: list[Board], console: Console | None = None, referen
                                                                 else ", averaged over runs"))
         for f in board.failed:
             console.print(f"[red]failed[/red] {escape(f['job'])}: {escape(f['error'])}")
+        console.print(notices(board))
+        if not board.rows.empty:
+            console.print("reproduce a row:")
+            for model, command in zip(board.rows.model, board.rows.reproduce):
+                console.print(f"  {escape(model)}: {escape(command)}", highlight=False, soft_wrap=True)
         if reference and board.reference and board.reference.get("models"):
             heading = f"{board.suite} vs the paper: {board.reference.get('source', '')}"
             if board.synthetic:
@@ -108,7 +123,7 @@ def to_json_data(boards: list[Board]) -> list[dict[str, Any]]:
     return [{"suite": b.suite, "dataset": b.dataset, "synthetic": b.synthetic, "primary": b.primary,
              "higher_is_better": b.higher_is_better, "runs": b.runs, "metrics": b.metrics,
              "rows": json.loads(b.rows.to_json(orient="records")), "failed": b.failed,
-             "reference": b.reference,
+             "reference": b.reference, "notice": notices(b),
              "comparison": json.loads(b.comparison().to_json(orient="records"))} for b in boards]
 
 
@@ -121,7 +136,8 @@ def render_text(boards: list[Board], fmt: str) -> str:
         df = display_frame(board)
         comp = comparison_frame(board) if board.reference and board.reference.get("models") else None
         if fmt == "markdown":
-            parts.append(f"### {title(board)}\n\n" + df.to_markdown(index=False))
+            df = df.assign(reproduce=[f"`{c}`" for c in board.rows.reproduce]) if not board.rows.empty else df
+            parts.append(f"### {title(board)}\n\n" + df.to_markdown(index=False) + f"\n\n{notices(board)}")
             if comp is not None:
                 parts.append(f"#### vs the paper: {board.reference.get('source', '')}\n\n" + comp.to_markdown(index=False))
         elif fmt == "csv":
@@ -130,11 +146,12 @@ def render_text(boards: list[Board], fmt: str) -> str:
             raw.insert(1, "synthetic", board.synthetic)
             parts.append(raw.to_csv(index=False))
         elif fmt == "html":
-            parts.append(f"<h3>{html.escape(title(board))}</h3>\n" + df.to_html(index=False, escape=True))
+            parts.append(f"<h3>{html.escape(title(board))}</h3>\n" + df.to_html(index=False, escape=True)
+                         + f"\n<p>{html.escape(notices(board))}</p>")
             if comp is not None:
                 parts.append("<h4>vs the paper</h4>\n" + comp.to_html(index=False, escape=True))
         elif fmt == "latex":
-            parts.append(f"% {title(board)}\n" + df.to_latex(index=False, escape=True))
+            parts.append(f"% {title(board)}\n% {notices(board)}\n" + df.to_latex(index=False, escape=True))
         else:
             raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     return "\n\n".join(parts)

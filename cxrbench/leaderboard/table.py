@@ -14,7 +14,8 @@ from cxrbench.errors import ResultsError
 from cxrbench.results.records import JobRecord
 from cxrbench.results.store import RunStore, iter_runs
 
-LOWER_IS_BETTER = {"loss"}
+LOWER_IS_BETTER = {"loss", "brier", "ece"}
+RESEARCH_NOTICE = "Research benchmark, not clinical validation."
 SYNTHETIC_NOTICE = "synthetic data, not clinical images: numbers test the harness, not the models"
 
 
@@ -41,6 +42,7 @@ class Board:
     dataset: str
     failed: list[dict[str, str]] = field(default_factory=list)
     reference: dict[str, Any] | None = None
+    notice: str = ""
 
     def comparison(self) -> pd.DataFrame:
         """Ours vs the paper's figure for every (model, metric) the suite's reference block has.
@@ -136,10 +138,12 @@ def _board(suite: str, runs: list[RunData], significance: bool = True) -> Board:
     metrics = list(dict.fromkeys([primary, *cfg["metrics"]["report"]]))
     jobs: dict[tuple[str, int, int], JobRecord] = {}
     where: dict[int, Path] = {}
+    origin: dict[str, dict[str, Any]] = {}
     for r in runs:  # oldest first: newer records replace older ones
         for rec in r.records:
             jobs[(rec.model, rec.fold, rec.seed)] = rec
             where[id(rec)] = r.path
+            origin[rec.model] = r.header
     ok = [rec for rec in jobs.values() if rec.status == "ok"]
     failed = [{"model": rec.model, "job": rec.job_id, "error": rec.error or ""}
               for rec in jobs.values() if rec.status != "ok"]
@@ -157,6 +161,8 @@ def _board(suite: str, runs: list[RunData], significance: bool = True) -> Board:
         row["params"] = recs[0].cost.get("params")
         row["macs"] = recs[0].cost.get("macs")
         row["train_seconds"] = float(np.mean([rec.train_seconds for rec in recs]))
+        row["kind"] = recs[0].kind
+        row["reproduce"] = reproduce_command(origin[model], model, recs[0].kind)
         rows.append(row)
     higher = primary not in LOWER_IS_BETTER
     df = pd.DataFrame(rows)
@@ -165,7 +171,8 @@ def _board(suite: str, runs: list[RunData], significance: bool = True) -> Board:
         df["p_vs_top"] = _p_values(df, ok, where, cfg, primary, higher) if significance else math.nan
     return Board(suite=suite, primary=primary, higher_is_better=higher, metrics=metrics, rows=df,
                  runs=[r.path.name for r in runs], synthetic=any(r.header.get("synthetic") for r in runs),
-                 dataset=cfg["dataset"]["name"], failed=failed, reference=cfg.get("reference"))
+                 dataset=cfg["dataset"]["name"], failed=failed, reference=cfg.get("reference"),
+                 notice=cfg.get("notice") or "")
 
 
 def _p_values(df: pd.DataFrame, ok: list[JobRecord], where: dict[int, Path], cfg: dict[str, Any], primary: str,
@@ -195,3 +202,17 @@ def _p_values(df: pd.DataFrame, ok: list[JobRecord], where: dict[int, Path], cfg
             p = None
         out.append(math.nan if p is None else p)
     return out
+
+
+def reproduce_command(header: dict[str, Any], model: str, kind: str = "model") -> str:
+    """The ``cxrbench run`` command (suite path, overrides, model) that reproduces a row, with the
+    protocol hash (``run.json``: protocol_sha256) the new run must show."""
+    import shlex
+
+    parts = ["cxrbench", "run", header.get("suite_path") or f"<{header.get('suite_name')}.yaml>"]
+    for assignment in header.get("overrides") or []:
+        parts += ["--set", assignment]
+    if kind == "model":
+        parts += ["--models", model]
+    sha = (header.get("protocol_sha256") or "")[:12]
+    return " ".join(shlex.quote(p) for p in parts) + (f"  # protocol sha256 {sha}" if sha else "")

@@ -20,6 +20,8 @@ class JobRecord:
     seed: int
     status: str = "ok"
     """``ok`` or ``failed``."""
+    kind: str = "model"
+    """``model``, or ``baseline`` for the trivial predictors (majority, stratified)."""
     error: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     ci: dict[str, list[float]] = field(default_factory=dict)

@@ -62,8 +62,9 @@ def check_suite(suite: Suite, registry: Registry, source: str) -> None:
 
     monitor = suite.train.early_stopping.monitor
     if monitor and monitor != "val_loss":
-        name = monitor.removeprefix("val_")
-        if name not in registry.metrics:
+        try:
+            registry.metric(monitor.removeprefix("val_"))
+        except UnknownNameError:
             problems.append(f"  train.early_stopping.monitor: {monitor!r} is neither val_loss nor a metric name")
 
     if suite.reference is not None:

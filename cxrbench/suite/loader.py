@@ -17,7 +17,7 @@ from cxrbench.suite.schema import Suite
 
 # Fields that describe the protocol: runs whose protocols differ are never merged on a leaderboard.
 # The model list, seeds and the paper's reference figures do not change how each job is run.
-NON_PROTOCOL_FIELDS = ("models", "seeds", "reference", "description")
+NON_PROTOCOL_FIELDS = ("models", "seeds", "reference", "description", "notice")
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -228,6 +228,7 @@ class MetricsConfig(Strict):
     report: list[str] = Field(default_factory=lambda: ["accuracy", "precision", "recall", "f1", "roc_auc"])
     bootstrap: int = Field(1000, ge=0, description="Bootstrap resamples for the 95% CI (0 = off).")
     confidence: float = Field(0.95, gt=0, lt=1)
+    baselines: bool = Field(True, description="Also score majority-class and stratified-random predictors.")
 
 
 class ProfileConfig(Strict):
@@ -248,6 +249,7 @@ class Suite(Strict):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
+    notice: str = Field("", description="Shown under every table of this suite (e.g. 'exploratory labels').")
     task: TaskConfig
     dataset: DatasetConfig
     split: SplitConfig = Field(default_factory=SplitConfig)

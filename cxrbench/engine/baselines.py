@@ -1,0 +1,77 @@
+"""Trivial predictors scored on every fold's test split, so a reader sees what "91% accuracy" is worth.
+
+``majority`` always predicts the most frequent training class (its probabilities are the training
+class frequencies); ``stratified`` draws labels at random with the training class frequencies.
+Both are fitted on the fold's training rows only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cxrbench.data.prepare import PreparedData
+from cxrbench.engine.evaluation import score, write_predictions
+from cxrbench.plugins import Registry
+from cxrbench.results.records import JobRecord, job_id
+from cxrbench.results.store import RunStore, now_iso
+from cxrbench.specs import Predictions
+from cxrbench.suite.schema import Suite
+
+BASELINES = ("majority", "stratified")
+
+
+def baseline_key(kind: str) -> str:
+    """Leaderboard row name of a baseline."""
+    return f"baseline_{kind}"
+
+
+def _predict(kind: str, train_y: np.ndarray, n: int, k: int, multilabel: bool,
+             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    if multilabel:
+        prevalence = train_y.mean(axis=0) if len(train_y) else np.zeros(k)
+        if kind == "majority":
+            pred = np.tile((prevalence > 0.5).astype(int), (n, 1))
+            return np.tile(prevalence, (n, 1)), pred
+        pred = (rng.random((n, k)) < prevalence).astype(int)
+        return pred.astype(float), pred
+    freq = np.bincount(train_y, minlength=k) / max(len(train_y), 1)
+    if kind == "majority":
+        return np.tile(freq, (n, 1)), np.full(n, int(np.argmax(freq)))
+    pred = rng.choice(k, size=n, p=freq)
+    return np.eye(k)[pred], pred
+
+
+def baseline_records(suite: Suite, data: PreparedData, registry: Registry, store: RunStore,
+                     done: set[str]) -> list[JobRecord]:
+    """Score both baselines on each fold's test rows (first seed); skips ones already recorded."""
+    labels = np.asarray(data.table.labels)
+    multilabel = suite.task.type == "multilabel"
+    k, seed = len(suite.task.classes), suite.seeds[0]
+    out = []
+    for fold in data.folds:
+        for kind in BASELINES:
+            jid = job_id(baseline_key(kind), fold.index, seed)
+            if jid in done:
+                continue
+            rng = np.random.default_rng([seed, fold.index])
+            prob, pred = _predict(kind, labels[fold.train], len(fold.test), k, multilabel, rng)
+            y_true = labels[fold.test]
+            preds = Predictions(y_true, prob, pred, suite.task.type, tuple(suite.task.classes),
+                                suite.task.positive_index)
+            scores = score(preds, suite.metrics.report, suite.metrics.primary, registry, suite.metrics.bootstrap,
+                           suite.metrics.confidence, seed=seed)
+            ids = [data.table.ids[i] for i in fold.test]
+            patients = [data.table.patient_ids[i] for i in fold.test] if data.table.patient_ids else None
+            path = store.predictions_path(jid)
+            write_predictions(path, preds, ids, patients)
+            metrics = {k_: v for k_, v in scores["metrics"].items() if k_ != "loss"}
+            record = JobRecord(job_id=jid, model=baseline_key(kind), model_name=kind, fold=fold.index, seed=seed,
+                               kind="baseline", metrics=metrics, ci=scores["ci"],
+                               confusion_matrix=scores["confusion_matrix"], class_report=scores["class_report"],
+                               predictions_path=str(path.relative_to(store.dir)), n_train=len(fold.train),
+                               n_val=len(fold.val), n_test=len(fold.test), synthetic=data.synthetic,
+                               started_at=now_iso(), finished_at=now_iso(), model_config={"baseline": kind},
+                               model_config_sha256=kind)
+            store.write_record(record)
+            out.append(record)
+    return out
