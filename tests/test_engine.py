@@ -241,3 +241,34 @@ def test_baseline_rows_have_the_right_values(suite_file, tmp_path):
     assert maj.metrics["roc_auc"] == pytest.approx(0.5)
     strat = records["baseline_stratified"]
     assert 0.0 <= strat.metrics["accuracy"] <= 1.0 and strat.n_test == len(test)
+
+
+def test_metrics_do_not_depend_on_eval_batch_size(suite_file, tmp_path):
+    a = run(suite_file(models=["resnet18"], train={"eval_batch_size": 1}), tmp_path).records[0]
+    b = run(suite_file(models=["resnet18"], train={"eval_batch_size": 13}), tmp_path).records[0]
+    assert a.status == b.status == "ok"
+    for name, value in a.metrics.items():
+        assert b.metrics[name] == pytest.approx(value, abs=1e-6), name
+
+
+def test_test_split_is_only_predicted_after_training(suite_file, tmp_path, monkeypatch):
+    """Model selection never reads test data: the only predict() on test rows comes after fit()."""
+    from cxrbench.engine import trainer as trainer_mod
+
+    calls: list[str] = []
+    real_fit, real_predict = trainer_mod.Trainer.fit, trainer_mod.Trainer.predict
+
+    def fit(self):
+        calls.append("fit-start")
+        out = real_fit(self)
+        calls.append("fit-end")
+        return out
+
+    def predict(self, idx, batch_size=None):
+        calls.append("test" if set(idx) == set(self.fold.test) else "val")
+        return real_predict(self, idx, batch_size)
+
+    monkeypatch.setattr(trainer_mod.Trainer, "fit", fit)
+    monkeypatch.setattr(trainer_mod.Trainer, "predict", predict)
+    run(suite_file(models=["lenet"], train={"epochs": 3}), tmp_path)
+    assert calls == ["fit-start", "val", "val", "val", "fit-end", "test"]
