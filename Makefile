@@ -4,30 +4,39 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 PLUGINS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
+PLUGIN_META := $(wildcard plugins/*/pyproject.toml)
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+# Test and optional runtimes (ONNX Runtime, Grad-CAM, Ray, MedMNIST) are only needed by `make test`.
+DEV_EXTRAS := test,edge,report,ray,medmnist
 
-.PHONY: install demo test bench clean-results
+.PHONY: install install-dev demo test bench clean-results
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
 # Re-install only when the package metadata or the plugin list changes.
-$(STAMP): $(PY) pyproject.toml constraints.txt $(wildcard plugins/*/pyproject.toml)
-	$(PIP) install --quiet -c constraints.txt -e '.[test]' $(foreach p,$(PLUGINS),-e $(p))
+$(STAMP): $(PY) pyproject.toml constraints.txt $(PLUGIN_META)
+	$(PIP) install --quiet -c constraints.txt -e . $(foreach p,$(PLUGINS),-e $(p))
 	touch $(STAMP)
+
+$(DEV_STAMP): $(STAMP)
+	$(PIP) install --quiet -c constraints.txt -e '.[$(DEV_EXTRAS)]'
+	touch $(DEV_STAMP)
 
 install: $(STAMP)
 
+install-dev: $(DEV_STAMP)
+
 demo: install
 	HF_HUB_OFFLINE=1 $(VENV)/bin/cxrbench run suites/quickstart.yaml
-	$(VENV)/bin/cxrbench leaderboard --suite quickstart --latest
 
-test: install
+test: install-dev
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
-bench: install
-	HF_HUB_OFFLINE=1 $(PY) -m pytest benchmarks --benchmark-enable --benchmark-only -m "" -q -s
+bench: install-dev
+	HF_HUB_OFFLINE=1 $(PY) -m pytest benchmarks --benchmark-only -m "" -q -s
 
 clean-results:
 	find results -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
