@@ -10,6 +10,7 @@ import torch
 import yaml
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("CXRBENCH_MLFLOW", "0")  # core tests do not track; plugins/mlflow tests switch it on
 torch.set_flush_denormal(True)
 
 from cxrbench.plugins import reset_registry  # noqa: E402
