@@ -115,7 +115,7 @@ class Registry:
 
     def _collect(self, kind: str, hook: Any) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for impl in reversed(hook.get_hookimpls()):  # registration order
+        for impl in hook.get_hookimpls():  # registration order: built-ins first
             plugin_name = self.pm.get_name(impl.plugin) or "?"
             try:
                 specs = impl.function() or []
@@ -153,10 +153,10 @@ class Registry:
             if spec.with_param is None:
                 raise UnknownNameError(f"metric {base!r} takes no parameter (got {name!r})")
             try:
-                value = float(level)
-            except ValueError:
-                raise UnknownNameError(f"metric {name!r}: {level!r} after '@' is not a number") from None
-            return replace(spec, name=name, fn=spec.with_param(value), with_param=None)
+                fn = spec.with_param(float(level))
+            except ValueError as exc:
+                raise UnknownNameError(f"metric {name!r}: bad level {level!r} ({exc})") from None
+            return replace(spec, name=name, fn=fn, with_param=None)
         return _lookup("metric", name, self.metrics)
 
 

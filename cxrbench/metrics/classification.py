@@ -11,8 +11,9 @@ Conventions are scikit-learn's, with ``zero_division=0`` (a 0/0 precision, recal
 
 Specificity is TN/(TN+FP), averaged like recall. ``roc_auc`` is the positive class's AUC (binary),
 the one-vs-rest macro AUC (multiclass; nan unless every class has positives and negatives) or
-:func:`mean_auc` (multilabel: the mean over labels that have both classes). Undefined values are
-nan (AUC of one class only; kappa when chance agreement is 1; kappa for multilabel).
+:func:`mean_auc` (multilabel: the mean over labels that have both classes). ``auprc`` (average
+precision) is averaged the same way. Undefined values are nan (AUC or AP of one class only; kappa
+when chance agreement is 1; kappa for multilabel); an undefined MCC is 0.0, as in sklearn.
 
 Every metric except :func:`loss` is :func:`~cxrbench.metrics.bootstrap.row_weighted`: it is
 computed from row-weighted counts, so a block of bootstrap resamples costs a few matrix products.
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from cxrbench.metrics.bootstrap import row_weighted
+from cxrbench.metrics.operating_point import roc_points
 from cxrbench.specs import Predictions
 
 
@@ -233,6 +235,74 @@ def roc_auc(pred: Predictions, w: np.ndarray) -> np.ndarray:
     if pred.task == "multiclass":
         return _class_aucs(pred, w).mean(axis=1)  # nan if any class is one-sided, as sklearn refuses
     return _mean_defined(_class_aucs(pred, w))
+
+
+ppv = precision  # positive predictive value
+
+
+def _npv(c: _Counts) -> np.ndarray:
+    return _div(c.tn, c.tn + c.fn)
+
+
+@row_weighted
+def npv(pred: Predictions, w: np.ndarray) -> np.ndarray:
+    """Negative predictive value TN/(TN+FN): positive class (binary), else macro over classes/labels."""
+    c = _counts(pred, w)
+    return _average(pred, c, _npv(c))
+
+
+def _mcc(n_correct: np.ndarray, n: np.ndarray, t_sum: np.ndarray, p_sum: np.ndarray) -> np.ndarray:
+    """sklearn's multiclass MCC from the confusion matrix's trace, total and margins (last axis)."""
+    cov_tp = n_correct * n - (t_sum * p_sum).sum(axis=-1)
+    cov_pp = n**2 - (p_sum * p_sum).sum(axis=-1)
+    cov_tt = n**2 - (t_sum * t_sum).sum(axis=-1)
+    den = cov_pp * cov_tt
+    return _div(cov_tp, np.sqrt(den))  # 0.0 where undefined, as sklearn
+
+
+@row_weighted
+def mcc(pred: Predictions, w: np.ndarray) -> np.ndarray:
+    """Matthews correlation (sklearn ``matthews_corrcoef``); multilabel: macro over labels."""
+    c = _counts(pred, w)
+    if pred.task != "multilabel":
+        return _mcc(c.tp.sum(axis=1), c.n, c.support, c.predicted)
+    n = np.broadcast_to(c.n[:, None], c.tp.shape)
+    t_sum = np.stack([n - c.support, c.support], axis=-1)
+    p_sum = np.stack([n - c.predicted, c.predicted], axis=-1)
+    return _mcc(c.tp + c.tn, n, t_sum, p_sum).mean(axis=1)
+
+
+def _ap(scores: np.ndarray, positive: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted average precision ``(B,)`` (sklearn's step integral); nan unless both classes present."""
+    _, tps, fps = roc_points(scores, positive, w)
+    if tps.shape[1] == 0:
+        return np.full(w.shape[0], math.nan)
+    precision = _div(tps, tps + fps)
+    recall_gain = np.diff(tps, axis=1, prepend=0.0)  # recall increments, times the positive weight
+    ap = _div((recall_gain * precision).sum(axis=1), tps[:, -1], math.nan)
+    return np.where(fps[:, -1] > 0, ap, math.nan)
+
+
+def _class_aps(pred: Predictions, w: np.ndarray) -> np.ndarray:
+    """One-vs-rest (or per-label) average precisions ``(B, K)``."""
+    k = len(pred.class_names)
+    truth = _indicators(pred.y_true, pred.task, k)
+    prob = np.asarray(pred.y_prob, dtype=np.float64)
+    return np.stack([_ap(prob[:, j], truth[:, j], w) for j in range(k)], axis=1)
+
+
+@row_weighted
+def auprc(pred: Predictions, w: np.ndarray) -> np.ndarray:
+    """Average precision (area under the PR curve, sklearn ``average_precision_score``).
+
+    Positive class (binary), one-vs-rest macro (multiclass; nan unless every class has positives
+    and negatives) or the mean over labels that have both (multilabel).
+    """
+    if pred.task == "binary":
+        prob = np.asarray(pred.y_prob, dtype=np.float64)[:, pred.positive]
+        return _ap(prob, np.asarray(pred.y_true) == pred.positive, w)
+    aps = _class_aps(pred, w)
+    return aps.mean(axis=1) if pred.task == "multiclass" else _mean_defined(aps)
 
 
 def loss(pred: Predictions) -> float:

@@ -59,6 +59,8 @@ def check_suite(suite: Suite, registry: Registry, source: str) -> None:
             continue
         if task not in metric.tasks:
             problems.append(f"  {where}: metric {name!r} is not defined for {task} tasks")
+        if metric.with_param is not None:
+            problems.append(f"  {where}: metric {name!r} needs a level, e.g. {name}@0.9")
 
     monitor = suite.train.early_stopping.monitor
     if monitor and monitor != "val_loss":

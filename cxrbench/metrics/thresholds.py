@@ -1,0 +1,92 @@
+"""Decision thresholds for binary (and per-label multilabel) tasks, fitted on validation predictions.
+
+The engine fits a threshold on the validation split and applies it unchanged to test; these are
+pure functions of the arrays they are given. A threshold ``t`` predicts positive when
+``prob >= t``. Rules:
+
+* ``fixed``: ``level`` if given, else 0.5.
+* ``youden``: maximises Youden's J = sensitivity + specificity - 1 over the ROC thresholds (the
+  distinct validation scores). Ties go to the threshold closest to 0.5, then to the higher one.
+* ``sensitivity``: the highest threshold whose validation sensitivity is ``>= level`` (a screening
+  operating point: as few false positives as possible while missing at most ``1 - level``).
+
+``youden`` and ``sensitivity`` return an observed score (as ``sklearn.metrics.roc_curve`` does), so
+any test score tied with it is predicted positive.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cxrbench.metrics.operating_point import EPS, roc_points
+
+RULES = ("fixed", "youden", "sensitivity")
+DEFAULT_THRESHOLD = 0.5
+
+
+def _binary_inputs(y_true: np.ndarray, prob_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y_true)
+    prob = np.asarray(prob_pos, dtype=np.float64)
+    if y.ndim != 1 or prob.shape != y.shape:
+        raise ValueError(f"y_true and prob_pos must be 1-D of the same length, got {y.shape} and {prob.shape}")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError("y_true must be 0/1 (1 = positive)")
+    return y.astype(bool), prob
+
+
+def fit_threshold(rule: str, y_true: np.ndarray, prob_pos: np.ndarray, level: float | None = None) -> float:
+    """Fit a decision threshold on validation labels ``y_true`` (0/1) and scores ``prob_pos``.
+
+    ``level`` is the threshold for ``fixed`` (default 0.5) and the target sensitivity in (0, 1] for
+    ``sensitivity``; ``youden`` ignores it. Raises ``ValueError`` for an unknown rule, a bad level,
+    or validation data the rule cannot use (``youden`` needs both classes, ``sensitivity`` positives).
+    """
+    if rule not in RULES:
+        raise ValueError(f"unknown threshold rule {rule!r}; choose one of {', '.join(RULES)}")
+    if rule == "fixed":
+        t = DEFAULT_THRESHOLD if level is None else float(level)
+        if not 0.0 <= t <= 1.0:
+            raise ValueError(f"a fixed threshold must lie in [0, 1], got {t}")
+        return t
+    if rule == "sensitivity" and (level is None or not 0.0 < level <= 1.0):
+        raise ValueError(f"rule 'sensitivity' needs a level in (0, 1], got {level}")
+    y, prob = _binary_inputs(y_true, prob_pos)
+    thresholds, tps, fps = roc_points(prob, y)
+    n_pos, n_neg = y.sum(), (~y).sum()
+    if rule == "youden" and (n_pos == 0 or n_neg == 0):
+        raise ValueError("rule 'youden' needs both classes in the validation labels")
+    if n_pos == 0:
+        raise ValueError("rule 'sensitivity' needs at least one positive in the validation labels")
+    sens = tps[0] / n_pos
+    if rule == "sensitivity":
+        return float(thresholds[np.flatnonzero(sens >= level - EPS)[0]])  # thresholds run high to low
+    j = sens - fps[0] / n_neg
+    best = thresholds[j >= j.max() - EPS]
+    dist = np.abs(best - DEFAULT_THRESHOLD)
+    return float(best[dist <= dist.min() + EPS].max())
+
+
+def fit_thresholds_per_label(rule: str, y_true: np.ndarray, prob: np.ndarray, level: float | None = None,
+                             fallback: float | None = DEFAULT_THRESHOLD) -> np.ndarray:
+    """:func:`fit_threshold` for each column of multilabel ``(N, K)`` labels and probabilities.
+
+    A label the rule cannot be fitted on (no positives, or one class only for ``youden``) gets
+    ``fallback``; with ``fallback=None`` the ``ValueError`` propagates. Returns ``(K,)`` thresholds.
+    """
+    y, p = np.asarray(y_true), np.asarray(prob)
+    if y.ndim != 2 or p.shape != y.shape:
+        raise ValueError(f"y_true and prob must be (N, K) of the same shape, got {y.shape} and {p.shape}")
+    out = np.empty(y.shape[1])
+    for k in range(y.shape[1]):
+        labels = y[:, k]
+        fittable = rule == "fixed" or (labels.any() and (rule != "youden" or not labels.all()))
+        if not fittable and fallback is not None:
+            out[k] = fallback
+        else:
+            out[k] = fit_threshold(rule, labels, p[:, k], level)
+    return out
+
+
+def apply_threshold(prob_pos: np.ndarray, threshold: float | np.ndarray) -> np.ndarray:
+    """``1`` where ``prob_pos >= threshold`` else ``0`` (int); a ``(K,)`` threshold applies per column."""
+    return (np.asarray(prob_pos) >= np.asarray(threshold)).astype(np.int64)
