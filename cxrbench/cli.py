@@ -235,6 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--in-chans", type=int, default=3, choices=[1, 3])
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_profile)
+
+    from cxrbench.report.cli import add_report_parser
+
+    add_report_parser(sub)
     return parser
 
 
