@@ -227,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "plugins":
             p.add_argument("--check", action="store_true", help="exit 1 if any plugin failed to load")
         p.set_defaults(func=func)
+        if name == "datasets":
+            from cxrbench.data.describe import add_describe_parser
+
+            add_describe_parser(p)  # `cxrbench datasets describe NAME --root PATH`; plain `datasets` lists
 
     p = sub.add_parser("profile", help="parameters and MACs of models")
     p.add_argument("models", nargs="+")

@@ -10,7 +10,11 @@ import torch
 import yaml
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("CXRBENCH_MLFLOW", "0")  # core tests do not track; plugins/mlflow tests switch it on
+os.environ.setdefault("CXRBENCH_MLFLOW", "0")
+if "CXRBENCH_CACHE" not in os.environ:  # never write test images into the user's cache
+    import tempfile
+
+    os.environ["CXRBENCH_CACHE"] = tempfile.mkdtemp(prefix="cxrbench-test-cache-")  # core tests do not track; plugins/mlflow tests switch it on
 torch.set_flush_denormal(True)
 
 from cxrbench.plugins import reset_registry  # noqa: E402

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+from cxrbench.data.datasets import builtin_specs
 from cxrbench.data.synthetic import (BINARY_CLASSES, CHESTXRAY14_LABELS, GENERATOR_VERSION, MULTICLASS_CLASSES,
                                      SyntheticCXR, parse_options)
 from cxrbench.errors import DatasetError
@@ -66,5 +67,6 @@ def register_datasets() -> list[DatasetSpec]:
                          "shortcut_strength, official_split."),
             source="built in (cxrbench.data.synthetic)",
             layout="none: images are generated from (seed, index)",
-        )
+        ),
+        *builtin_specs(),
     ]

@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from cxrbench.data.images import materialize
+from cxrbench.data.cache import load_images
+from cxrbench.data.images import subset_loader
 from cxrbench.data.splits import Fold, leaked_patients, plan_folds, split_manifest
 from cxrbench.errors import DatasetError
 from cxrbench.plugins import Registry
@@ -30,6 +32,9 @@ class PreparedData:
     manifest_sha256: str
     synthetic: bool
     bad: list[tuple[str, str]] = field(default_factory=list)
+    """(sample id, reason): unreadable images, and rows a dataset skipped (e.g. ``allow_missing``)."""
+    notes: dict[str, Any] = field(default_factory=dict)
+    """Extra facts for run.json (image cache, leakage inside an official split)."""
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -39,13 +44,20 @@ class PreparedData:
             "bad_images": [{"id": i, "reason": r} for i, r in self.bad],
             "folds": [{"fold": f.index, "train": len(f.train), "val": len(f.val), "test": len(f.test)}
                       for f in self.folds],
+            **self.notes,
         }
 
 
 def _restrict(table: SampleTable, keep: np.ndarray) -> SampleTable:
+    """The table without its unreadable rows (per-row ``extras`` lists/arrays are restricted too)."""
     pick = lambda seq: None if seq is None else [seq[i] for i in keep]  # noqa: E731
+    n = len(table)
+    extras = {k: (v[keep] if isinstance(v, np.ndarray) else pick(v))
+              if isinstance(v, (list, np.ndarray)) and len(v) == n and k != "skipped" else v
+              for k, v in table.extras.items()}
     return replace(table, ids=pick(table.ids), labels=table.labels[keep], patient_ids=pick(table.patient_ids),
-                   official_split=pick(table.official_split))
+                   official_split=pick(table.official_split), load_image=subset_loader(table.load_image, keep),
+                   extras=extras)
 
 
 def load_table(suite: Suite, registry: Registry) -> SampleTable:
@@ -67,25 +79,48 @@ def load_table(suite: Suite, registry: Registry) -> SampleTable:
     return table
 
 
-def prepare_data(suite: Suite, registry: Registry, progress: Any = None, strict: bool = False) -> PreparedData:
-    """Load rows, decode every image once at the suite's size, drop (and list) unreadable ones, split."""
+def _official_leaks(table: SampleTable) -> list[str]:
+    """Patients a dataset's own official split puts in more than one part."""
+    if table.patient_ids is None or table.official_split is None:
+        return []
+    parts: dict[str, set[str]] = {}
+    for p, part in zip(table.patient_ids, table.official_split):
+        parts.setdefault(p, set()).add(part)
+    return sorted(p for p, s in parts.items() if len(s) > 1)
+
+
+def prepare_data(suite: Suite, registry: Registry, progress: Any = None, strict: bool = False, *,
+                 cache_dir: str | Path | None = None, use_cache: bool = True) -> PreparedData:
+    """Load rows, decode every image once at the suite's size, drop (and list) unreadable ones, split.
+
+    Decoded images come from the preprocessing cache (:mod:`cxrbench.data.cache`; ``cache_dir``
+    overrides ``$CXRBENCH_CACHE``). Unreadable images are listed in ``bad`` and skipped, or raise
+    a DatasetError when ``strict``. A patient the dataset's *own* official split puts on two sides
+    is reported (``notes``), not fatal: the split the suite asked for is the dataset's.
+    """
     table = load_table(suite, registry)
     size, channels = suite.input.decode_size, suite.input.channels
-    if progress is not None:
-        progress.start_phase(f"decoding {len(table)} images at {size}px", len(table))
-    arr = materialize(table, size, channels, progress.advance_phase if progress is not None else None)
-    if progress is not None:
-        progress.end_phase()
+    arr = load_images(table, size, channels, dataset=suite.dataset.name, cache_dir=cache_dir,
+                      use_cache=use_cache, progress=progress)
     if arr.bad and strict:
         listed = "\n".join(f"  {i}: {r}" for i, r in arr.bad[:20])
         raise DatasetError(f"{len(arr.bad)} unreadable image(s) (--strict):\n{listed}")
-    table = _restrict(table, arr.keep) if arr.bad else table
+    skipped = [(str(i), str(r)) for i, r in table.extras.get("skipped", [])]
+    table = _restrict(table, arr.keep) if len(arr.keep) != len(table) else table
     folds = plan_folds(table, suite.split)
+    notes: dict[str, Any] = {"image_cache": arr.info()}
+    official_leaks = _official_leaks(table) if suite.split.strategy == "official" else []
+    if official_leaks:
+        notes["official_split_shared_patients"] = {"count": len(official_leaks), "first": official_leaks[:20]}
+        if progress is not None and hasattr(progress, "log"):
+            progress.log(f"[yellow]warning: the dataset's official split puts {len(official_leaks)} patient(s) in "
+                         f"more than one part (e.g. {official_leaks[:3]}); see `cxrbench datasets describe`[/yellow]")
     for fold in folds:
         leaks = leaked_patients(table, fold) if suite.split.group_by != "none" else set()
+        leaks -= set(official_leaks)
         if leaks:
             raise DatasetError(f"fold {fold.index}: patients on two sides of the split: {sorted(leaks)[:5]}")
     manifest = split_manifest(table, folds)
     digest = hashlib.sha256(manifest.to_csv(index=False).encode()).hexdigest()
     synthetic = table.synthetic or registry.dataset(suite.dataset.name).synthetic
-    return PreparedData(table, arr.images, folds, manifest, digest, synthetic, arr.bad)
+    return PreparedData(table, arr.images, folds, manifest, digest, synthetic, arr.bad + skipped, notes)

@@ -57,7 +57,15 @@ def normalization_stats(cfg: InputConfig, images: np.ndarray, train_idx: np.ndar
         if cfg.channels == 1:
             return [float(np.mean(IMAGENET_MEAN))], [float(np.mean(IMAGENET_STD))]
         return list(IMAGENET_MEAN), list(IMAGENET_STD)
-    x = images[train_idx].astype(np.float64) / 255.0
-    mean = x.mean(axis=(0, 2, 3))
-    std = np.maximum(x.std(axis=(0, 2, 3)), 1e-6)
+    # Chunked sums: a float copy of a whole training set (ChestX-ray14 at 224 px) would not fit in memory.
+    total = np.zeros(cfg.channels)
+    total_sq = np.zeros(cfg.channels)
+    count = 0
+    for start in range(0, len(train_idx), 256):
+        x = images[np.sort(train_idx[start:start + 256])].astype(np.float64) / 255.0
+        total += x.sum(axis=(0, 2, 3))
+        total_sq += (x ** 2).sum(axis=(0, 2, 3))
+        count += x.shape[0] * x.shape[2] * x.shape[3]
+    mean = total / max(count, 1)
+    std = np.maximum(np.sqrt(np.maximum(total_sq / max(count, 1) - mean ** 2, 0.0)), 1e-6)
     return mean.tolist(), std.tolist()

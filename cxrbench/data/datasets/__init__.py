@@ -1,0 +1,19 @@
+"""The built-in file-based datasets: one module per dataset, registered in ``cxrbench.builtins.datasets``.
+
+Every loader turns a :class:`~cxrbench.specs.DataRequest` into a
+:class:`~cxrbench.specs.SampleTable` and raises :class:`~cxrbench.errors.DatasetError` naming the
+file, row or folder at fault. When ``dataset.root`` is null they look in
+``$CXRBENCH_DATA/<default folder>`` (kermany: chest_xray, lung_xray: lung_xray, chestxray14:
+chestxray14, medmnist: medmnist, else ~/.medmnist).
+"""
+
+from __future__ import annotations
+
+from cxrbench.specs import DatasetSpec
+
+
+def builtin_specs() -> list[DatasetSpec]:
+    """The DatasetSpecs of every built-in file dataset."""
+    from cxrbench.data.datasets import chestxray14, csv_table, folder, kermany, lung_xray, medmnist_npz
+
+    return [kermany.SPEC, lung_xray.SPEC, chestxray14.SPEC, medmnist_npz.SPEC, folder.SPEC, csv_table.SPEC]

@@ -1,0 +1,147 @@
+"""``kermany``: ChestX-ray2017 / "Chest X-Ray Images (Pneumonia)" (Kermany et al., Cell 2018).
+
+Variants: ``binary`` (normal vs pneumonia) and ``subtype`` (normal / bacterial / viral, read from
+the file names). Patient ids come from the file names too, so splits can be grouped by patient.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from cxrbench.data.datasets.common import (DatasetInfo, file_table, list_images, match_classes, missing_data_error,
+                                           norm, parse_options, resolve_root, subdirs)
+from cxrbench.errors import DatasetError
+from cxrbench.specs import DatasetSpec, DataRequest, SampleTable
+
+NAME = "kermany"
+SPLITS = ("train", "val", "test")
+VARIANTS = {"binary": ("normal", "pneumonia"), "subtype": ("normal", "bacterial", "viral")}
+ALIASES = {"bacteria": "bacterial", "virus": "viral"}
+PNEUMONIA_RE = re.compile(r"^person(\d+)_(bacteria|virus)_\d+", re.IGNORECASE)
+NORMAL_RE = re.compile(r"^(.*?IM-\d+)(?:-\d+)+$", re.IGNORECASE)  # [NORMAL2-]IM-<patient>-<n>[-<m>]
+NORMAL_FALLBACK_RE = re.compile(r"^(.+)-\d+$")
+
+INFO = DatasetInfo(
+    name=NAME,
+    source=("https://data.mendeley.com/datasets/rscbjbr9sj/2 (Kermany, Zhang & Goldbaum 2018, "
+            "doi:10.17632/rscbjbr9sj.2, CC BY 4.0); "
+            "also https://www.kaggle.com/datasets/paultimothymooney/chest-xray-pneumonia"),
+    layout=("chest_xray/{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg   (val optional)\n"
+            "pneumonia files: person<patient>_{bacteria|virus}_<n>.jpeg; normal files: "
+            "[NORMAL2-]IM-<patient>-<n>.jpeg\n"
+            "dataset.root = the folder holding chest_xray/, or chest_xray itself"),
+    default_folder="chest_xray",
+)
+
+
+class KermanyOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def find_split_root(root: Path, max_depth: int = 3) -> Path | None:
+    """The shallowest folder under ``root`` with ``train/{NORMAL,PNEUMONIA}`` and ``test`` (debris skipped).
+
+    The Kaggle archive nests a second copy (chest_xray/chest_xray/...): the outer one wins. Mendeley's
+    archive puts OCT/{train,test} next to chest_xray/: the class folders tell them apart.
+    """
+    queue = deque([(root, 0)])
+    while queue:
+        folder, depth = queue.popleft()
+        dirs = {norm(d.name): d for d in subdirs(folder)}
+        if {"train", "test"} <= set(dirs) and {"normal", "pneumonia"} <= {norm(d.name) for d in subdirs(dirs["train"])}:
+            return folder
+        if depth < max_depth:
+            queue.extend((d, depth + 1) for d in subdirs(folder))
+    return None
+
+
+def parse_name(stem: str, folder_class: str) -> tuple[str, str | None]:
+    """(patient id, subtype or None) from a file name stem and its class folder.
+
+    ``person1946_bacteria_4874`` -> ("1946", "bacterial"); ``IM-0115-0001`` -> ("IM-0115", "normal");
+    ``NORMAL2-IM-1427-0001`` -> ("NORMAL2-IM-1427", "normal"). Unparseable names are their own patient.
+    """
+    if folder_class == "normal":
+        m = NORMAL_RE.match(stem) or NORMAL_FALLBACK_RE.match(stem)
+        return (m.group(1) if m else stem), "normal"
+    m = PNEUMONIA_RE.match(stem)
+    if not m:
+        return stem, None
+    return m.group(1), "bacterial" if m.group(2).lower() == "bacteria" else "viral"
+
+
+def _variant(request: DataRequest) -> str:
+    variant = request.subset or ("subtype" if request.task == "multiclass" else "binary")
+    if variant not in VARIANTS:
+        raise DatasetError(f"dataset {NAME!r}: unknown variant {variant!r}; choose one of {list(VARIANTS)}")
+    want = "binary" if variant == "binary" else "multiclass"
+    if request.task != want:
+        raise DatasetError(f"dataset {NAME!r}: variant {variant!r} is a {want} task, but the suite's task is "
+                           f"{request.task!r}")
+    return variant
+
+
+def load(request: DataRequest) -> SampleTable:
+    """Rows of ChestX-ray2017 for a suite (see the module docstring and ``INFO.layout``)."""
+    parse_options(KermanyOptions, request.options, NAME)
+    variant = _variant(request)
+    expected = VARIANTS[variant]
+    classes = list(request.classes) or list(expected)
+    if len(classes) != len(expected):
+        raise DatasetError(f"dataset {NAME!r} variant {variant!r} has classes {list(expected)} "
+                           f"(case-insensitive, any order), but the suite names {classes}")
+    matched = match_classes(NAME, classes, expected, ALIASES)
+    index_of = {expected[j]: i for i, j in enumerate(matched)}  # dataset class -> suite label index
+
+    root = resolve_root(INFO, request.root, request.options, request.subset)
+    base = find_split_root(root)
+    if base is None:
+        raise missing_data_error(INFO, f"no folder with train/{{NORMAL,PNEUMONIA}}/ and test/ under {root}",
+                                 [root], request.options, request.subset)
+
+    files, labels, patients, split, subtypes, odd = [], [], [], [], [], []
+    split_dirs = {norm(d.name): d for d in subdirs(base)}
+    for part in SPLITS:
+        if part not in split_dirs:
+            continue  # val is optional (Mendeley's original has train/test only)
+        class_dirs = {norm(d.name): d for d in subdirs(split_dirs[part])}
+        for cls in ("normal", "pneumonia"):
+            if cls not in class_dirs:
+                raise DatasetError(f"dataset {NAME!r}: {split_dirs[part]} has no {cls.upper()}/ folder "
+                                   f"(found {sorted(d.name for d in class_dirs.values())})")
+            found = list_images(class_dirs[cls])
+            if not found:
+                raise DatasetError(f"dataset {NAME!r}: class folder {class_dirs[cls]} holds no images")
+            for f in found:
+                patient, subtype = parse_name(f.stem, cls)
+                if subtype is None:
+                    odd.append(f)
+                key = cls if variant == "binary" else subtype
+                files.append(f)
+                labels.append(index_of.get(key, -1))
+                patients.append(patient)
+                split.append(part)
+                subtypes.append(subtype or "unknown")
+    if variant == "subtype" and odd:
+        names = ", ".join(str(f) for f in odd[:5])
+        raise DatasetError(f"dataset {NAME!r} variant 'subtype': {len(odd)} pneumonia file name(s) carry no "
+                           f"subtype (expected person<N>_bacteria_<M> or person<N>_virus_<M>): {names}")
+    return file_table(NAME, base, files, labels, classes, patient_ids=patients, official_split=split,
+                      extras={"variant": variant, "subtype": subtypes})
+
+
+SPEC = DatasetSpec(
+    name=NAME,
+    load=load,
+    tasks=("binary", "multiclass"),
+    description=("ChestX-ray2017 pediatric chest X-rays (5,856 JPEGs). variant binary (default for binary "
+                 "tasks): classes [normal, pneumonia]; variant subtype (default for multiclass): [normal, "
+                 "bacterial, viral] from the file names. Names are case-insensitive, any order. Patient ids "
+                 "from the file names; official train/val/test split (val optional). No options."),
+    source=INFO.source,
+    layout=INFO.layout,
+)

@@ -1,0 +1,70 @@
+"""lung_xray (Talukder's Lung X-ray Image Dataset) on a miniature copy: folders, names, errors, a suite."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+
+import pytest
+
+from cxrbench.data.datasets import lung_xray
+from cxrbench.data.datasets.miniature import make_lung_xray, tiny_suite
+from cxrbench.engine.runner import run_suite
+from cxrbench.errors import DatasetError
+from cxrbench.specs import DataRequest
+
+CLASSES = ("normal", "lung_opacity", "viral_pneumonia")
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("CXRBENCH_CACHE", str(tmp_path / "cache"))
+
+
+def load(root, classes=CLASSES):
+    return lung_xray.load(DataRequest(task="multiclass", classes=tuple(classes), root=str(root), options={}))
+
+
+@pytest.mark.parametrize("nested", ["Lung X-Ray Image", None])
+def test_counts_and_labels_nested_or_flat(tmp_path, nested):
+    make_lung_xray(tmp_path / "d", per_class=5, nested=nested)
+    t = load(tmp_path / "d")
+    assert len(t) == 15 and Counter(t.labels.tolist()) == {0: 5, 1: 5, 2: 5}
+    folder_of = {0: "Normal/", 1: "Lung_Opacity/", 2: "Viral Pneumonia/"}
+    assert all(i.startswith(folder_of[k]) for i, k in zip(t.ids, t.labels))
+    assert t.patient_ids is None and t.official_split is None
+    assert not any("__MACOSX" in i or "DS_Store" in i for i in t.ids)
+
+
+def test_class_names_are_case_space_and_order_insensitive(tmp_path):
+    make_lung_xray(tmp_path / "d", per_class=3)
+    base = load(tmp_path / "d")
+    t = load(tmp_path / "d", ("Viral Pneumonia", "NORMAL", "Lung Opacity"))
+    assert t.ids == base.ids  # rows do not depend on the suite's class order
+    assert [("viral_pneumonia", "normal", "lung_opacity")[k] for k in t.labels] == [CLASSES[k] for k in base.labels]
+    with pytest.raises(DatasetError, match="unknown classes"):
+        load(tmp_path / "d", ("normal", "covid", "viral pneumonia"))
+    with pytest.raises(DatasetError, match="has classes"):
+        load(tmp_path / "d", ("normal", "lung opacity"))
+
+
+def test_missing_or_empty_class_folders(tmp_path):
+    base = make_lung_xray(tmp_path / "d", per_class=2)
+    for f in (base / "Normal").iterdir():
+        f.unlink()
+    with pytest.raises(DatasetError, match="Normal holds no images"):
+        load(tmp_path / "d")
+    shutil.rmtree(base / "Normal")
+    with pytest.raises(DatasetError, match="three class folders") as err:
+        load(tmp_path / "d")
+    assert "Lung Opacity" in str(err.value) and "synthetic_cxr" in str(err.value)
+
+
+def test_suite_end_to_end(tmp_path):
+    make_lung_xray(tmp_path / "d", per_class=8)
+    suite = tiny_suite(tmp_path / "l.yaml", {"name": "lung_xray", "root": str(tmp_path / "d")},
+                       {"type": "multiclass", "classes": ["Normal", "Lung Opacity", "Viral Pneumonia"]},
+                       split={"strategy": "ratio", "ratios": {"train": 0.5, "val": 0.25, "test": 0.25}})
+    out = run_suite(suite, results_root=tmp_path / "res", device="cpu")
+    (record,) = out.records
+    assert record.status == "ok" and record.n_test == 6  # 24 images, 25% per class for test (stratified)
