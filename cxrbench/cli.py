@@ -159,26 +159,6 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 1 if any(p.error for p in registry.plugins) and args.check else 0
 
 
-def cmd_profile(args: argparse.Namespace) -> int:
-    from cxrbench.profiling.cost import model_cost
-
-    registry = _registry()
-    rows = []
-    for name in args.models:
-        spec = registry.model(name)
-        size = args.input_size or spec.default_input_size
-        rows.append({"model": name, **model_cost(spec, args.num_classes, args.in_chans, size)})
-    if args.json:
-        print(json.dumps(rows, indent=2, default=str))
-    else:
-        shown = [{"model": r["model"], "input": f"{args.in_chans}x{r.get('input_size', '')}",
-                  "params": f"{r['params']:,}", "MACs (M)": f"{r['macs'] / 1e6:,.1f}",
-                  "FLOPs (M)": f"{r['flops'] / 1e6:,.1f}"} for r in rows]
-        _print_table("cost (MACs = multiply-accumulates via ptflops aten backend; FLOPs = 2 x MACs)", shown,
-                     ["model", "input", "params", "MACs (M)", "FLOPs (M)"])
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cxrbench", description=__doc__ or "cxrbench")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
@@ -232,13 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
 
             add_describe_parser(p)  # `cxrbench datasets describe NAME --root PATH`; plain `datasets` lists
 
-    p = sub.add_parser("profile", help="parameters and MACs of models")
-    p.add_argument("models", nargs="+")
-    p.add_argument("--input-size", type=int, help="square input size (default: the model's default)")
-    p.add_argument("--num-classes", type=int, default=2)
-    p.add_argument("--in-chans", type=int, default=3, choices=[1, 3])
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_profile)
+    from cxrbench.profiling.command import add_profile_arguments, add_results_parser, profile_command
+
+    p = sub.add_parser("profile", help="parameters, MACs and (with --latency) measured latency of models")
+    add_profile_arguments(p)
+    p.set_defaults(func=profile_command)
+    add_results_parser(sub)
 
     from cxrbench.report.cli import add_report_parser
 

@@ -18,6 +18,7 @@ from pluggy import HookimplMarker, HookspecMarker
 if TYPE_CHECKING:  # pragma: no cover
     from cxrbench.results.records import JobRecord, RunInfo
     from cxrbench.specs import DatasetSpec, MetricSpec, ModelSpec
+    from cxrbench.specs import LatencyBackendSpec
 
 PROJECT = "cxrbench"
 hookspec = HookspecMarker(PROJECT)
@@ -40,6 +41,15 @@ def register_datasets() -> list[DatasetSpec]:
 @hookspec
 def register_metrics() -> list[MetricSpec]:
     """Return the :class:`~cxrbench.specs.MetricSpec` objects this plugin provides."""
+
+
+@hookspec
+def register_latency_backends() -> list[LatencyBackendSpec]:
+    """Return the :class:`~cxrbench.specs.LatencyBackendSpec` runtimes this plugin provides.
+
+    The latency profiler (``cxrbench profile``, a suite's ``profile.latency``) times a model on
+    each runtime named in ``runtimes``; names are global, like model names.
+    """
 
 
 @hookspec

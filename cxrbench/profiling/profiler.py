@@ -1,0 +1,240 @@
+"""The one latency profiler: cost, conversion per runtime, a timing subprocess per (runtime, threads).
+
+Used by ``cxrbench profile`` and by the engine for a suite's ``profile.latency``; the method is
+described in :mod:`cxrbench.profiling.latency`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+
+from cxrbench.profiling.config import LatencyConfig
+from cxrbench.profiling.cost import count_macs, count_macs_flopcounter, count_params, weight_bytes
+from cxrbench.profiling.fingerprint import allowed_cpus, default_device_name, device_fingerprint, safe_name
+from cxrbench.profiling.latency import summarize
+from cxrbench.profiling.records import LatencyRecord
+from cxrbench.profiling.runtimes import latency_backends, qualified_name
+from cxrbench.profiling.runtimes.base import ExportContext, Prepared
+from cxrbench.profiling.worker import spawn
+
+log = logging.getLogger(__name__)
+
+Evaluate = Callable[[Callable[[torch.Tensor], torch.Tensor]], dict[str, float]]
+"""``evaluate(predict) -> {metric: value}``: ``predict`` maps a normalised CPU float batch to logits."""
+
+
+def model_cost_fields(model: nn.Module, input_size: int | tuple[int, int], in_chans: int) -> dict[str, Any]:
+    """Parameters, MACs/FLOPs (ptflops aten, cross-checked with FlopCounterMode / 2) and fp32 sizes."""
+    total, trainable = count_params(model)
+    out: dict[str, Any] = {"params": total, "trainable_params": trainable, **weight_bytes(model)}
+    try:
+        macs = count_macs(model, input_size, in_chans)
+        out |= {"macs": macs["macs"], "flops": macs["flops"], "counter": macs["counter"],
+                "counter_version": macs["counter_version"], "counter_backend": macs["backend"],
+                "convention": macs["convention"]}
+    except Exception as exc:  # noqa: BLE001 - latency is still worth measuring
+        log.warning("MAC count failed: %s", exc)
+    try:
+        fc = count_macs_flopcounter(model, input_size, in_chans)
+        out["macs_flopcounter"] = int(fc)
+        if out.get("macs"):
+            out["macs_crosscheck_rel_diff"] = abs(fc - out["macs"]) / out["macs"]
+    except Exception as exc:  # noqa: BLE001
+        log.warning("FlopCounterMode cross-check failed: %s", exc)
+    return out
+
+
+def resolve_device(name: str) -> str:
+    """``cpu`` or ``cuda`` (``auto``: CUDA when available)."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("latency device 'cuda' asked for but CUDA is not available")
+    return name
+
+
+def resolve_threads(threads: list[Any], allowed: list[int]) -> list[int]:
+    """Thread counts with ``all`` replaced by the number of allowed CPUs (duplicates removed)."""
+    return list(dict.fromkeys(len(allowed) if t == "all" else int(t) for t in threads))
+
+
+def pick_cpus(threads: int, cfg: LatencyConfig, allowed: list[int]) -> list[int]:
+    """The CPUs a worker with ``threads`` threads is pinned to: ``cfg.cpus`` or the last allowed ones
+    (CPU 0 usually takes most interrupts)."""
+    pool = [c for c in (cfg.cpus or allowed) if c in allowed] or allowed
+    return pool[-threads:] if threads <= len(pool) else pool
+
+
+def random_images(n: int, in_chans: int, size: tuple[int, int], seed: int = 0) -> torch.Tensor:
+    """``n`` standard-normal images (already 'normalised'): the calibration fallback."""
+    return torch.randn(n, in_chans, *size, generator=torch.Generator().manual_seed(seed))
+
+
+def _size(input_size: int | tuple[int, int]) -> tuple[int, int]:
+    return (input_size, input_size) if isinstance(input_size, int) else (int(input_size[0]), int(input_size[1]))
+
+
+def _cpu_eval(model: nn.Module) -> nn.Module:
+    """The model itself when it already lives on the CPU, else a CPU copy; in eval mode."""
+    on_cpu = all(t.device.type == "cpu" for t in [*model.parameters(), *model.buffers()])
+    return (model if on_cpu else copy.deepcopy(model).cpu()).eval()
+
+
+def profile_model(model: nn.Module, cfg: LatencyConfig, input_size: int | tuple[int, int], in_chans: int,
+                  calib_images: torch.Tensor | None = None, evaluate: Evaluate | None = None, *,
+                  name: str | None = None, meta: dict[str, Any] | None = None, calib_source: str | None = None,
+                  registry: Any = None) -> list[dict[str, Any]]:
+    """Latency records of ``model`` for every runtime, thread count and batch size of ``cfg``.
+
+    ``calib_images``: normalised float images ``(N, C, H, W)`` (training split) for int8
+    calibration and output checks (random when None, and the record says so). ``evaluate``: when
+    given, the torch model's and every quantised runtime's accuracy are measured with it.
+    ``name`` labels the records (default: the class name); ``meta`` (e.g. suite, run, job) is
+    merged into each. Errors of one runtime become ``status: error`` records; nothing raises
+    for a runtime that fails.
+    """
+    unknown = set(meta or {}) - {f.name for f in dataclasses.fields(LatencyRecord)}
+    if unknown:
+        raise ValueError(f"meta keys {sorted(unknown)} are not LatencyRecord fields")
+    was_training = model.training
+    size = _size(input_size)
+    try:
+        cpu_model = _cpu_eval(model)
+        return _profile(cpu_model, cfg, size, in_chans, calib_images, evaluate, name or type(model).__name__,
+                        dict(meta or {}), calib_source, registry)
+    finally:
+        model.train(was_training)
+
+
+def _profile(model: nn.Module, cfg: LatencyConfig, size: tuple[int, int], in_chans: int,
+             calib_images: torch.Tensor | None, evaluate: Evaluate | None, label: str, meta: dict[str, Any],
+             calib_source: str | None, registry: Any) -> list[dict[str, Any]]:
+    from cxrbench.results.store import now_iso
+
+    device = resolve_device(cfg.device)
+    allowed = allowed_cpus()
+    thread_counts = resolve_threads(cfg.threads, allowed)
+    device_name = safe_name(cfg.device_name) if cfg.device_name else default_device_name()
+    cost = model_cost_fields(model, size, in_chans)
+    example = torch.randn(2, in_chans, *size, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        num_classes = int(model(example).shape[-1])
+    if calib_images is None:
+        calib_images = random_images(min(cfg.calib_images, 64), in_chans, size)
+        calib_source = "random normal images (no calibration data given)"
+    calib_images = calib_images.detach().float().cpu()
+    base = {"model": label, "device_name": device_name, "input_shape": [in_chans, *size],
+            "num_classes": num_classes, "config": cfg.model_dump(mode="json"), **cost, **meta}
+    fingerprint = device_fingerprint(device_name)
+    backends = latency_backends(registry)
+    records: list[dict[str, Any]] = []
+    accuracy_fp32: dict[str, float] | None = None
+
+    def emit(runtime: str, threads: int, **fields: Any) -> None:
+        for batch in cfg.batch_sizes:
+            rec = LatencyRecord(**base, runtime=runtime, threads=threads, batch_size=batch,  # type: ignore[arg-type]
+                                measured_at=now_iso(), device=fingerprint, **fields)
+            records.append(rec.to_dict())
+
+    with tempfile.TemporaryDirectory(prefix="cxrbench-latency-") as tmp:
+        ctx = ExportContext(model=model, workdir=Path(tmp), example=example, calib_images=calib_images,
+                            calib_source=calib_source or "given by the caller", cfg=cfg, device=device)
+        for runtime in cfg.runtimes:
+            spec = backends.get(runtime)
+            if spec is None:
+                for t in thread_counts:
+                    emit(runtime, t, status="error",
+                         error=f"unknown latency runtime {runtime!r}; registered: {', '.join(backends)}")
+                continue
+            problem = spec.check() if spec.check else None
+            if problem:
+                for t in thread_counts:
+                    emit(runtime, t, status="unavailable", error=problem, runtime_plugin=spec.plugin)
+                continue
+            try:
+                prepared: Prepared = spec.prepare(ctx)
+                load_ref = qualified_name(spec.load)
+            except Exception as exc:  # noqa: BLE001 - e.g. VerificationError: an error, never a number
+                log.warning("%s on %s: %s", label, runtime, exc)
+                for t in thread_counts:
+                    emit(runtime, t, status="error", error=f"{type(exc).__name__}: {exc}", runtime_plugin=spec.plugin)
+                continue
+            run_device = prepared.device if prepared.device in spec.devices else "cpu"
+            acc: dict[str, Any] = {}
+            if evaluate is not None and prepared.predict is not None:
+                try:
+                    if accuracy_fp32 is None:
+                        accuracy_fp32 = _evaluate_torch(model, evaluate)
+                    acc = {"accuracy": evaluate(prepared.predict), "accuracy_fp32": accuracy_fp32}
+                except Exception as exc:  # noqa: BLE001 - the latency is still worth having
+                    log.warning("%s on %s: evaluation failed: %s", label, runtime, exc)
+                    acc = {"accuracy_note": f"evaluation failed: {type(exc).__name__}: {exc}"}
+            elif prepared.predict is not None:
+                acc = {"accuracy_note": "no evaluation data given (standalone profile): accuracy not measured"}
+            common = {"runtime_plugin": spec.plugin, "device_type": run_device,
+                      "export_seconds": prepared.info.get("export_seconds"),
+                      "verification": prepared.info.get("verification", {}),
+                      "runtime_version": prepared.info.get("runtime_version"),
+                      "artifact_bytes": prepared.artifact_bytes, **acc}
+            for t in thread_counts:
+                cpus = pick_cpus(t, cfg, allowed) if run_device == "cpu" else None
+                job = {"backend": {"name": runtime, "load": load_ref, "payload": prepared.payload},
+                       "threads": t, "cpus": cpus, "device": run_device, "input_shape": [in_chans, *size],
+                       "batch_sizes": cfg.batch_sizes, "config": cfg.model_dump(mode="json")}
+                timeout = 300 + len(cfg.batch_sizes) * (cfg.max_seconds + 5 * cfg.warmup_seconds + 60)
+                result = spawn(job, timeout)
+                info = {**prepared.info.get("runtime_info", {}), **(result.get("runtime_info") or {})}
+                if not result.get("ok"):
+                    emit(runtime, t, status="error", error=result.get("error"), runtime_info=info, cpus=cpus, **common)
+                    continue
+                records.extend(_records_from_worker(result, base, runtime, t, fingerprint, info, common, cfg))
+    return records
+
+
+def _evaluate_torch(model: nn.Module, evaluate: Evaluate) -> dict[str, float]:
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return model(x.float().cpu())
+
+    return evaluate(predict)
+
+
+def _records_from_worker(result: dict[str, Any], base: dict[str, Any], runtime: str, threads: int,
+                         fingerprint: dict[str, Any], info: dict[str, Any], common: dict[str, Any],
+                         cfg: LatencyConfig) -> list[dict[str, Any]]:
+    from cxrbench.results.store import now_iso
+
+    before, after = result.get("calibration_before"), result.get("calibration_after")
+    calib_gflops = max((c["gflops"] for c in (before, after) if c), default=None)
+    device = {**fingerprint, "cpus_used": result.get("cpus")}
+    out = []
+    for r in result["results"]:
+        stats = summarize(r["samples_ms"], cfg.unstable_iqr)
+        if r["interference"].get("all_chunks_busy"):
+            stats["unstable"] = True
+        batch = r["batch_size"]
+        flops = base.get("flops")
+        achieved = flops * batch / (stats["median_ms"] / 1e3) / 1e9 if flops and stats["median_ms"] > 0 else None
+        rec = LatencyRecord(
+            **base, runtime=runtime, threads=threads, batch_size=batch, **stats, **common,  # type: ignore[arg-type]
+            cpus=result.get("cpus"), throughput_ips=batch / (stats["median_ms"] / 1e3),
+            first_call_ms=r["first_call_ms"], load_seconds=result.get("load_seconds"),
+            warmup_iters=r["warmup_iters"], warmup_seconds=r["warmup_seconds"], measure_seconds=r["measure_seconds"],
+            reached_cap=r["reached_cap"], interference=r["interference"], peak_rss_bytes=r["peak_rss_bytes"],
+            baseline_rss_bytes=result.get("baseline_rss_bytes"),
+            cuda_max_memory_allocated=r["cuda_max_memory_allocated"],
+            calibration={"before": before, "after": after}, calibration_gflops=calib_gflops,
+            achieved_gflops=achieved,
+            fraction_of_calibration=achieved / calib_gflops if achieved and calib_gflops else None,
+            runtime_info=info | {"torch_threads": result.get("torch_threads")}, device=device,
+            measured_at=now_iso(), samples_ms=r["samples_ms"] if cfg.keep_samples else [])
+        out.append(rec.to_dict())
+    return out
