@@ -42,7 +42,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     progress = NullProgress() if args.quiet else RichProgress(err_console)
     outcome = run_suite(args.suite, args.set, models, device=args.device, results_root=args.results,
-                        resume=args.resume, progress=progress, strict=args.strict)
+                        resume=args.resume, progress=progress, strict=args.strict, executor=args.executor,
+                        address=args.address)
     boards = build_boards(load_runs(outcome.store.dir.parent.parent, run=outcome.store.run_id))
     render_terminal(boards, console)
     if outcome.skipped:
@@ -175,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--print-resolved", action="store_true", help="print the fully resolved suite and exit")
     p.add_argument("--json", action="store_true", help="with --print-resolved: JSON instead of YAML")
     p.add_argument("--strict", action="store_true", help="fail on any unreadable image instead of skipping it")
+    p.add_argument("--executor", choices=["local", "ray"],
+                   help="where jobs run (default: the suite's executor block, local)")
+    p.add_argument("--address", help="with --executor ray: cluster to join (auto, HOST:PORT); default: start Ray here")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_run)
 

@@ -110,7 +110,7 @@ def test_record_fields_and_units():
         assert 0 < r["median_ms"] < 1000 and r["first_call_ms"] > 0
         assert r["throughput_ips"] == pytest.approx(r["batch_size"] * 1000 / r["median_ms"])
         assert r["unstable"] == (r["iqr_over_median"] > 0.10) or r["interference"]["all_chunks_busy"]
-        assert r["interference"]["chunks_total"] >= 1 and r["warmup_iters"] >= 5
+        assert r["interference"]["chunks_total"] >= 1 and r["warmup_iters"] >= 5 and r["page_faults_per_iter"] >= 0
         assert r["load_seconds"] >= 0 and r["export_seconds"] >= 0
         # memory in bytes: the worker process (torch alone is > 50 MB)
         assert r["peak_rss_bytes"] > 50e6 and r["baseline_rss_bytes"] > 50e6

@@ -1,15 +1,22 @@
-"""One job: build a model, train it on one fold with one seed, evaluate on test, write its record."""
+"""One job: build a model, train it on one fold with one seed, evaluate on test, hand back its artefacts."""
 
 from __future__ import annotations
 
+import io
 import logging
+import os
+import tempfile
 import time
-from dataclasses import dataclass
+import traceback
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
 from cxrbench.data.prepare import PreparedData
+from cxrbench.data.transforms import eval_transform, normalization_stats, train_transform
 from cxrbench.engine.evaluation import compute_metrics, score, write_predictions
 from cxrbench.engine.trainer import Batches, Trainer
 from cxrbench.models.factory import apply_frozen_bn_eval, create_model
@@ -39,6 +46,23 @@ class Job:
 def plan_jobs(suite: Suite, n_folds: int) -> list[Job]:
     """Every (model, fold, seed) of the suite, in the order they run."""
     return [Job(m, f, s) for m in suite.models for f in range(n_folds) for s in suite.seeds]
+
+
+def make_batches(suite: Suite, data: PreparedData,
+                 stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> Batches:
+    """Shared tensors + transforms for every job (normalisation statistics from fold 0's train rows,
+    or ``stats`` = (mean, std) already computed by the driver)."""
+    if stats is None:
+        mean, std = normalization_stats(suite.input, data.images, data.folds[0].train)
+        shape = (1, len(mean), 1, 1)
+        stats = torch.tensor(mean).view(shape), torch.tensor(std).view(shape)
+    with warnings.catch_warnings():  # arrays from Ray's object store are read-only; rows are only copied out
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        images = torch.from_numpy(data.images)
+        labels = torch.as_tensor(data.table.labels)
+    labels = labels.float() if suite.task.type == "multilabel" else labels.long()
+    return Batches(images, labels, stats[0], stats[1], train_transform(list(suite.augment), suite.input),
+                   eval_transform(suite.input))
 
 
 def monitor_of(suite: Suite, registry: Registry) -> tuple[str, bool]:
@@ -75,10 +99,24 @@ def model_cost(model: torch.nn.Module, suite: Suite) -> dict[str, Any]:
     return cost
 
 
-def run_job(job: Job, suite: Suite, data: PreparedData, batches: Batches, registry: Registry,
-            store: RunStore, device: torch.device, progress: Any = None,
-            on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None) -> JobRecord:
-    """Train and evaluate one job and return its (not yet written) record; exceptions propagate."""
+@dataclass
+class JobOutput:
+    """A finished job before it touches the run folder: the record and its artefacts as bytes.
+
+    The Ray executor returns this from a worker so the driver alone writes the run folder (no
+    shared file system needed). ``record.predictions_path``/``checkpoint_path`` are set by
+    :func:`save_output`.
+    """
+
+    record: JobRecord
+    predictions_csv: bytes
+    checkpoint: bytes | None = None
+
+
+def train_job(job: Job, suite: Suite, data: PreparedData, batches: Batches, registry: Registry,
+              device: torch.device, progress: Any = None,
+              on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None) -> JobOutput:
+    """Train and evaluate one job without writing anything; exceptions propagate."""
     entry, fold = job.entry, data.folds[job.fold]
     train_cfg = suite.model_train(entry)
     started = now_iso()
@@ -103,20 +141,63 @@ def run_job(job: Job, suite: Suite, data: PreparedData, batches: Batches, regist
     eval_seconds = time.perf_counter() - t0
     ids = [data.table.ids[i] for i in fold.test]
     patients = [data.table.patient_ids[i] for i in fold.test] if data.table.patient_ids else None
-    pred_path = store.predictions_path(job.id)
-    write_predictions(pred_path, pred, ids, patients)
-    ckpt = None
+    with tempfile.TemporaryDirectory(prefix="cxrbench-") as tmp:  # write_predictions is the one CSV format
+        csv_path = Path(tmp) / "predictions.csv"
+        write_predictions(csv_path, pred, ids, patients)
+        predictions_csv = csv_path.read_bytes()
+    checkpoint = None
     if train_cfg.save_checkpoints:
-        ckpt = store.checkpoint_path(job.id)
-        torch.save(model.state_dict(), ckpt)
+        buffer = io.BytesIO()
+        torch.save(model.state_dict(), buffer)
+        checkpoint = buffer.getvalue()
     config = entry.model_dump(mode="json") | {"train": train_cfg.model_dump(mode="json")}
-    return JobRecord(
+    record = JobRecord(
         job_id=job.id, model=entry.key, model_name=entry.name, fold=job.fold, seed=job.seed, status="ok",
         metrics=scores["metrics"], ci=scores["ci"], curves=fit.curves, best_epoch=fit.best_epoch,
         epochs_run=fit.epochs_run, confusion_matrix=scores["confusion_matrix"],
         class_report=scores["class_report"], cost=cost, model_config=config,
         model_config_sha256=sha256_of(config), plugin=spec.plugin,
-        predictions_path=str(pred_path.relative_to(store.dir)),
-        checkpoint_path=str(ckpt.relative_to(store.dir)) if ckpt else None,
         train_seconds=fit.seconds, eval_seconds=eval_seconds, n_train=len(fold.train), n_val=len(fold.val),
         n_test=len(fold.test), synthetic=data.synthetic, started_at=started, finished_at=now_iso())
+    return JobOutput(record, predictions_csv, checkpoint)
+
+
+def _write_bytes_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # open() keeps the umask's file mode
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save_output(output: JobOutput, store: RunStore) -> JobRecord:
+    """Write a job's predictions (and checkpoint) into the run folder; the record, with their paths."""
+    record = output.record
+    pred_path = store.predictions_path(record.job_id)
+    _write_bytes_atomic(pred_path, output.predictions_csv)
+    ckpt = None
+    if output.checkpoint is not None:
+        ckpt = store.checkpoint_path(record.job_id)
+        _write_bytes_atomic(ckpt, output.checkpoint)
+    return replace(record, predictions_path=str(pred_path.relative_to(store.dir)),
+                   checkpoint_path=str(ckpt.relative_to(store.dir)) if ckpt else None)
+
+
+def run_job(job: Job, suite: Suite, data: PreparedData, batches: Batches, registry: Registry,
+            store: RunStore, device: torch.device, progress: Any = None,
+            on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None) -> JobRecord:
+    """Train and evaluate one job, write its predictions (and checkpoint), return its (not yet
+    written) record; exceptions propagate."""
+    output = train_job(job, suite, data, batches, registry, device, progress, on_epoch_end)
+    return save_output(output, store)
+
+
+def describe_error(exc: BaseException) -> str:
+    """``Type: message (at file:line)``: how a failed job's record names its error."""
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {tb[-1].filename}:{tb[-1].lineno})" if tb else ""
+    return f"{type(exc).__name__}: {exc}{where}"

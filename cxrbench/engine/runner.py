@@ -1,10 +1,10 @@
-"""A whole run: validate, prepare data once, plan jobs, run each, write records as they finish."""
+"""A whole run: validate, prepare data once, plan jobs, hand them to an executor, write records as they finish."""
 
 from __future__ import annotations
 
 import logging
 import sys
-import traceback
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,20 +13,19 @@ import torch
 
 import cxrbench
 from cxrbench.data.prepare import PreparedData, prepare_data
-from cxrbench.data.transforms import eval_transform, normalization_stats, train_transform
 from cxrbench.engine.baselines import baseline_records
 from cxrbench.engine.device import resolve_device
 from cxrbench.engine.environment import environment, git_commit
-from cxrbench.engine.job import Job, plan_jobs, run_job
+from cxrbench.engine.executors import RunContext, make_executor
+from cxrbench.engine.job import Job, make_batches, plan_jobs, run_job  # noqa: F401 - make_batches re-exported
 from cxrbench.engine.progress import NullProgress
-from cxrbench.engine.trainer import Batches
-from cxrbench.errors import ResultsError
+from cxrbench.errors import CxrbenchError, ResultsError, SuiteError
 from cxrbench.plugins import Registry, get_registry
 from cxrbench.results.records import JobRecord, RunInfo
 from cxrbench.results.store import RunStore, default_results_root, new_run_id, now_iso
 from cxrbench.suite.checks import check_suite
 from cxrbench.suite.loader import load_suite, protocol_hash, resolved_dict, sha256_of
-from cxrbench.suite.schema import Suite
+from cxrbench.suite.schema import ExecutorConfig, Suite
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,10 @@ class RunOutcome:
     status: str
     """complete | failed (some job failed) | interrupted"""
     records: list[JobRecord] = field(default_factory=list)
+    """This call's job records, in the order they finished."""
     skipped: list[str] = field(default_factory=list)
+    executor: dict[str, Any] = field(default_factory=dict)
+    """Which executor ran the jobs, with its settings and timings (Ray: connect, per attempt)."""
 
     @property
     def exit_code(self) -> int:
@@ -52,17 +54,6 @@ def _notify(hook: Any, **kwargs: Any) -> None:
         hook(**kwargs)
     except Exception as exc:  # noqa: BLE001
         log.warning("a plugin's %s hook raised %s: %s", hook.name, type(exc).__name__, exc)
-
-
-def make_batches(suite: Suite, data: PreparedData) -> Batches:
-    """Shared tensors + transforms for every job (normalisation statistics from fold 0's train rows)."""
-    labels = torch.as_tensor(data.table.labels)
-    labels = labels.float() if suite.task.type == "multilabel" else labels.long()
-    mean, std = normalization_stats(suite.input, data.images, data.folds[0].train)
-    shape = (1, len(mean), 1, 1)
-    return Batches(torch.from_numpy(data.images), labels, torch.tensor(mean).view(shape),
-                   torch.tensor(std).view(shape), train_transform(list(suite.augment), suite.input),
-                   eval_transform(suite.input))
 
 
 def _header(suite: Suite, suite_path: str, run_id: str, data: PreparedData, device: torch.device,
@@ -95,19 +86,49 @@ def _header(suite: Suite, suite_path: str, run_id: str, data: PreparedData, devi
     }
 
 
+def with_executor(suite: Suite, executor: str | None = None, address: str | None = None) -> Suite:
+    """The suite with its ``executor:`` block overridden from the command line (``--executor``, ``--address``)."""
+    if executor is None and address is None:
+        return suite
+    updates = {k: v for k, v in (("name", executor), ("address", address)) if v is not None}
+    try:
+        config = ExecutorConfig.model_validate(suite.executor.model_dump() | updates)
+    except ValueError as exc:
+        raise SuiteError(f"--executor/--address: {exc}") from None
+    if address is not None and config.name != "ray":
+        raise SuiteError("--address joins a Ray cluster: use it with --executor ray (or executor: {name: ray})")
+    return suite.model_copy(update={"executor": config})
+
+
+def _driver_device(device: str, executor: str) -> torch.device:
+    """The device local jobs run on; with Ray, what the driver has (workers resolve their own)."""
+    if executor == "local":
+        return resolve_device(device)
+    try:
+        return resolve_device(device)
+    except CxrbenchError:
+        if device in ("cuda", "mps"):  # the head node may lack the workers' accelerator
+            return torch.device("cpu")
+        raise
+
+
 def run_suite(suite_path: str | Path, overrides: list[str] | tuple[str, ...] = (), models: list[str] | None = None,
               device: str = "auto", results_root: Path | None = None, resume: str | None = None,
-              progress: Any = None, registry: Registry | None = None, strict: bool = False) -> RunOutcome:
+              progress: Any = None, registry: Registry | None = None, strict: bool = False,
+              executor: str | None = None, address: str | None = None) -> RunOutcome:
     """Run every job of a suite, writing each record as soon as it finishes.
 
     With ``resume`` (a run folder or id) jobs recorded as ``ok`` are skipped; the suite must
-    resolve to the same protocol and split as the run being resumed.
+    resolve to the same protocol and split as the run being resumed. ``executor`` (local | ray)
+    and ``address`` (a Ray cluster) override the suite's ``executor:`` block; the driver (this
+    process) writes every record and calls every lifecycle hook whichever executor runs the jobs.
     """
     registry = registry or get_registry()
     progress = progress or NullProgress()
-    suite = load_suite(suite_path, list(overrides), models)
+    suite = with_executor(load_suite(suite_path, list(overrides), models), executor, address)
     check_suite(suite, registry, str(suite_path))
-    dev = resolve_device(device)
+    runner = make_executor(suite.executor, run=run_job)  # before any work: a missing Ray fails fast
+    dev = _driver_device(device, suite.executor.name)
     if dev.type == "cpu":
         torch.set_flush_denormal(True)  # untrained nets produce denormals that slow CPUs down ~10x
     root = Path(results_root) if results_root else default_results_root()
@@ -134,53 +155,43 @@ def run_suite(suite_path: str | Path, overrides: list[str] | tuple[str, ...] = (
             done = set()
             header = _header(suite, str(suite_path), store.run_id, data, dev, registry, list(overrides), models, jobs)
             data.manifest.to_csv(store.dir / "splits.csv", index=False)
+        header["executor"] = runner.describe()
         store.write_header(header)
 
         if suite.metrics.baselines:
             baseline_records(suite, data, registry, store, done)
         info = RunInfo(store.run_id, store.dir, suite.name, header["suite"], [j.id for j in jobs], header)
         _notify(registry.pm.hook.on_run_start, run=info)
-        batches = make_batches(suite, data)
+
+        def on_epoch_end(job: str, epoch: int, logs: dict[str, Any]) -> None:
+            _notify(registry.pm.hook.on_epoch_end, run=info, job=job, epoch=epoch, logs=logs)
+
+        ctx = RunContext(suite, data, make_batches(suite, data), registry, store, dev, device, progress, on_epoch_end)
         outcome = RunOutcome(store, "complete")
         todo = [j for j in jobs if j.id not in done]
         outcome.skipped = [j.id for j in jobs if j.id in done]
-        progress.start_jobs(len(todo))
         try:
-            for job in todo:
-                record = _run_one(job, suite, data, batches, registry, store, dev, progress, info)
-                outcome.records.append(record)
-                if record.status != "ok":
-                    outcome.status = "failed"
+            with closing(runner.run(todo, ctx)) as finished:
+                for job, record in finished:
+                    _finish(record, store, progress, registry, info)
+                    outcome.records.append(record)
+                    if record.status != "ok":
+                        outcome.status = "failed"
         except KeyboardInterrupt:
             outcome.status = "interrupted"
             progress.log("[yellow]interrupted: finished jobs are saved; continue with "
                          f"`cxrbench run {suite_path} --resume {store.dir}`[/yellow]")
         finally:
-            header = store.read_header() | {"status": outcome.status, "finished_at": now_iso()}
+            outcome.executor = runner.describe() | getattr(runner, "stats", {})
+            used = {k: v for k, v in outcome.executor.items() if k != "attempts"}
+            header = store.read_header() | {"status": outcome.status, "finished_at": now_iso(), "executor": used}
             store.write_header(header)
             _notify(registry.pm.hook.on_run_end, run=info, records=store.records(), status=outcome.status)
     return outcome
 
 
-def _run_one(job: Job, suite: Suite, data: PreparedData, batches: Batches, registry: Registry, store: RunStore,
-             device: torch.device, progress: Any, info: RunInfo) -> JobRecord:
-    """Run a job; a model or plugin that raises becomes a ``failed`` record and the run goes on."""
-    def epoch_hook(epoch: int, logs: dict[str, Any]) -> None:
-        _notify(registry.pm.hook.on_epoch_end, run=info, job=job.id, epoch=epoch, logs=logs)
-
-    try:
-        record = run_job(job, suite, data, batches, registry, store, device, progress, epoch_hook)
-    except KeyboardInterrupt:
-        raise
-    except Exception as exc:  # noqa: BLE001 - one model's failure must not stop the others
-        log.debug("job %s failed:\n%s", job.id, traceback.format_exc())
-        tb = traceback.extract_tb(exc.__traceback__)
-        where = f" (at {tb[-1].filename}:{tb[-1].lineno})" if tb else ""
-        record = JobRecord(job_id=job.id, model=job.entry.key, model_name=job.entry.name, fold=job.fold,
-                           seed=job.seed, status="failed", error=f"{type(exc).__name__}: {exc}{where}",
-                           model_config=job.entry.model_dump(mode="json"), synthetic=data.synthetic,
-                           finished_at=now_iso())
+def _finish(record: JobRecord, store: RunStore, progress: Any, registry: Registry, info: RunInfo) -> None:
+    """On the driver, whatever executed the job: write its record, then tell progress and plugins."""
     store.write_record(record)
-    progress.end_job(job.id, record.status)
+    progress.end_job(record.job_id, record.status)
     _notify(registry.pm.hook.on_model_result, run=info, record=record)
-    return record

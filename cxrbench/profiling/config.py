@@ -44,6 +44,8 @@ class LatencyConfig(BaseModel):
     busy_threshold: float = Field(0.10, gt=0, le=1, description=(
         "A chunk is dropped when other processes used more than this fraction of the pinned CPUs."))
     unstable_iqr: float = Field(0.10, gt=0, description="IQR/median above this marks a result unstable.")
+    settle_allocator: bool = Field(True, description=(
+        "Free one 30 MiB block before timing so glibc stops page-faulting activations (see latency.py)."))
     calibration: bool = Field(True, description="Time an fp32 matmul before and after (GFLOP/s reference).")
     calibration_size: int = Field(2048, ge=64)
     calibration_repeats: int = Field(None, ge=1)  # type: ignore[assignment]

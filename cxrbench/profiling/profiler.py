@@ -229,6 +229,7 @@ def _records_from_worker(result: dict[str, Any], base: dict[str, Any], runtime: 
             first_call_ms=r["first_call_ms"], load_seconds=result.get("load_seconds"),
             warmup_iters=r["warmup_iters"], warmup_seconds=r["warmup_seconds"], measure_seconds=r["measure_seconds"],
             reached_cap=r["reached_cap"], interference=r["interference"], peak_rss_bytes=r["peak_rss_bytes"],
+            page_faults_per_iter=r.get("page_faults_per_iter"),
             baseline_rss_bytes=result.get("baseline_rss_bytes"),
             cuda_max_memory_allocated=r["cuda_max_memory_allocated"],
             calibration={"before": before, "after": after}, calibration_gflops=calib_gflops,

@@ -71,6 +71,8 @@ class LatencyRecord:
     measure_seconds: float | None = None
     reached_cap: bool | None = None
     interference: dict[str, Any] = field(default_factory=dict)
+    page_faults_per_iter: float | None = None
+    """Minor page faults per timed iteration in the worker."""
     # memory
     peak_rss_bytes: int | None = None
     baseline_rss_bytes: int | None = None

@@ -73,7 +73,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
     from cxrbench.profiling.calibration import matmul_gflops
     from cxrbench.profiling.config import LatencyConfig
-    from cxrbench.profiling.latency import CpuMeter, cpu_step, cuda_step, measure
+    from cxrbench.profiling.latency import CpuMeter, cpu_step, cuda_step, measure, settle_allocator
     from cxrbench.profiling.runtimes import resolve
     from cxrbench.profiling.runtimes.base import LoadContext
 
@@ -83,6 +83,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_interop_threads(1)
     torch.set_flush_denormal(True)
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    if cfg.settle_allocator:
+        settle_allocator()
     out: dict[str, Any] = {"threads": threads, "cpus": cpus, "device": device,
                            "torch_threads": torch.get_num_threads(), "baseline_rss_bytes": rss_bytes()}
     calib = (lambda: matmul_gflops(cfg.calibration_size, cfg.calibration_repeats, device)) if cfg.calibration else None
@@ -110,6 +112,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             "batch_size": batch, "samples_ms": m.samples_ms, "first_call_ms": m.first_call_ms,
             "warmup_iters": m.warmup_iters, "warmup_seconds": m.warmup_seconds, "measure_seconds": m.seconds,
             "reached_cap": m.reached_cap, "interference": m.interference(meter, cfg.busy_threshold),
+            "page_faults_per_iter": m.page_faults_per_iter,
             "peak_rss_bytes": peak_rss_bytes(), "peak_rss_is_per_batch": peak_reset,
             "cuda_max_memory_allocated": torch.cuda.max_memory_allocated() if device == "cuda" else None,
         })

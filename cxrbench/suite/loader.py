@@ -16,8 +16,9 @@ from cxrbench.suite.merge import apply_override, deep_merge
 from cxrbench.suite.schema import Suite
 
 # Fields that describe the protocol: runs whose protocols differ are never merged on a leaderboard.
-# The model list, seeds and the paper's reference figures do not change how each job is run.
-NON_PROTOCOL_FIELDS = ("models", "seeds", "reference", "description", "notice")
+# The model list, seeds, the paper's reference figures and where jobs execute do not change how
+# each job is run.
+NON_PROTOCOL_FIELDS = ("models", "seeds", "reference", "description", "notice", "executor")
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

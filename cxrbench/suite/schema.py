@@ -244,6 +244,24 @@ class ReferenceConfig(Strict):
         default_factory=dict, description="model label -> metric -> value (fractions, not percent).")
 
 
+class ExecutorConfig(Strict):
+    """Where jobs run. It never changes results (not part of the protocol hash)."""
+
+    name: Literal["local", "ray"] = Field("local", description="local: one job after another in this process; "
+                                          "ray: each job is a Ray task (`pip install cxrbench[ray]`).")
+    address: str | None = Field(None, description="ray: cluster to join (auto, HOST:PORT, ray://...); "
+                                "null starts a local Ray on this machine.")
+    num_cpus: float = Field(1, gt=0, description="ray: CPUs reserved per job.")
+    num_gpus: float = Field(0, ge=0, description="ray: GPUs reserved per job (fractions share a GPU).")
+    memory_gb: float | None = Field(None, gt=0, description="ray: memory reserved per job (scheduling only).")
+    retries: int = Field(0, ge=0, description="Times a failed job is run again before it is recorded as failed.")
+    threads: int | None = Field(None, ge=1, description="ray: torch CPU threads per job; default: the driver's "
+                                "torch.get_num_threads(), so CPU metrics equal a local run's.")
+    images: Literal["object_store", "shared_cache"] = Field(
+        "object_store", description="ray: ship decoded images once through Ray's object store, or let each "
+                                    "worker memory-map the image cache entry from a path every node shares.")
+
+
 class Suite(Strict):
     """A benchmark protocol."""
 
@@ -260,12 +278,18 @@ class Suite(Strict):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     profile: ProfileConfig = Field(default_factory=ProfileConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     reference: ReferenceConfig | None = None
 
     @field_validator("seeds", mode="before")
     @classmethod
     def _one_seed(cls, v: Any) -> Any:
         return [v] if isinstance(v, int) else v
+
+    @field_validator("executor", mode="before")
+    @classmethod
+    def _bare_executor(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v  # `executor: ray`
 
     @field_validator("models", mode="before")
     @classmethod
