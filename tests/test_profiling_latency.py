@@ -58,37 +58,38 @@ def test_parse_proc_stat_busy_excludes_idle_and_iowait():
 class FakeMachine:
     """A clock, a /proc/stat and our own CPU time, all advanced by ``step``.
 
-    Each step lasts 1/64 s of wall time, of which we use all (1 CPU). During "busy" steps another
-    process uses ``other_load`` of the watched CPU too; those steps also run slower (100 ms).
+    Each step lasts 1/64 s of wall time, all of it our CPU time on CPU 1. During "busy" steps
+    (numbered from the first measured step: the first call and 3 warm-up steps come before) another
+    process uses ``other_load`` of CPU 1 and ``neighbour_load`` of CPU 0; busy steps return 100 ms.
     """
 
     HZ = 6400  # ticks per second: every step is exactly 100 ticks
+    OFFSET = 4  # first call + 3 warm-up iterations
 
-    def __init__(self, busy_steps: set[int], other_load: float = 0.5):
+    def __init__(self, busy_steps: set[int], other_load: float = 0.5, neighbour_load: float = 0.0):
         self.t, self.n = 0.0, 0
-        self.own, self.others = 0.0, 0.0
-        self.busy_steps, self.other_load = busy_steps, other_load
-        self.measuring = False
-        self.start_step = 0
+        self.own, self.others, self.neighbour = 0.0, 0.0, 0.0
+        self.busy_steps, self.other_load, self.neighbour_load = busy_steps, other_load, neighbour_load
 
     def clock(self) -> float:
         return self.t
 
     def step(self) -> float:
         dt = 1 / 64
-        index = self.n - self.start_step
-        busy = self.measuring and index in self.busy_steps
+        busy = self.n - self.OFFSET in self.busy_steps
         self.t += dt
         self.own += dt
-        self.others += dt * self.other_load if busy else 0.0
+        if busy:
+            self.others += dt * self.other_load
+            self.neighbour += dt * self.neighbour_load
         self.n += 1
         return 100.0 if busy else 1.0
 
     def read_stat(self) -> str:
-        if not self.measuring:  # the first snapshot starts the numbering of measured steps
-            self.measuring, self.start_step = True, self.n
         busy1 = round((self.own + self.others) * self.HZ)
-        return f"cpu  {busy1} 0 0 0 0 0 0 0\ncpu0 0 0 0 999 0 0 0 0\ncpu1 {busy1} 0 0 5 0 0 0 0\n"
+        busy0 = round(self.neighbour * self.HZ)
+        return (f"cpu  {busy0 + busy1} 0 0 0 0 0 0 0\ncpu0 {busy0} 0 0 999 0 0 0 0\n"
+                f"cpu1 {busy1} 0 0 5 0 0 0 0\n")
 
     def meter(self) -> CpuMeter:
         return CpuMeter([1], read_stat=self.read_stat, read_own=lambda: self.own, clock=self.clock,
@@ -127,9 +128,21 @@ def test_all_chunks_busy_keeps_everything_and_says_so():
 
 def test_without_a_meter_nothing_is_dropped():
     machine = FakeMachine(busy_steps=set(range(8, 16)))
-    machine.measuring = True
     m = measure(machine.step, _cfg(), None, clock=machine.clock)
     assert m.chunks_dropped == 0 and len(m.samples_ms) == 24 and m.others_fraction == []
+
+
+def test_busy_scope_all_also_counts_the_other_cpus():
+    # a neighbour saturating CPU 0 while CPU 1 (ours) stays clean: kept by default, dropped with scope "all"
+    pinned = FakeMachine(busy_steps=set(range(8, 16)), other_load=0.0, neighbour_load=1.0)
+    m = measure(pinned.step, _cfg(), pinned.meter(), clock=pinned.clock)
+    assert m.chunks_dropped == 0 and m.others_fraction_all[1] == pytest.approx(0.5)   # 1 of 2 CPUs
+    strict = FakeMachine(busy_steps=set(range(8, 16)), other_load=0.0, neighbour_load=1.0)
+    m = measure(strict.step, _cfg(busy_scope="all"), strict.meter(), clock=strict.clock)
+    assert m.chunks_dropped == 1 and 100.0 not in m.samples_ms
+    summary = m.interference(strict.meter(), 0.1, "all")
+    assert summary["others_fraction_all_cpus_mean"] == pytest.approx(0.5 / 4)   # 1 busy chunk of 4
+    assert summary["machine_busy"] is True and summary["scope"] == "all"
 
 
 def test_presets_fill_unset_timings_and_explicit_values_win():
@@ -178,3 +191,55 @@ def test_pareto_plot_writes_png_and_svg(tmp_path):
     assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     svg = paths[1].read_text()
     assert "<svg" in svg and "rpi5" in svg and "lrnet" in svg
+
+
+def _fake_worker_result(k: int) -> dict:
+    """What timing process number ``k`` (1-based) would return: medians 10.5, 20.5, 30.5, ..."""
+    samples = [10.0 * k] * 5 + [10.0 * k + 1] * 5
+    inter = {"chunks_total": 2, "chunks_dropped": k - 1, "samples_dropped": 3 * (k - 1), "all_chunks_busy": False,
+             "others_fraction_mean": 0.01 * k, "others_fraction_max": 0.05 * k,
+             "others_fraction_all_cpus_mean": 0.0, "machine_busy": False}
+    return {"ok": True, "cpus": [0], "load_seconds": 0.1 * k, "calibration_before": {"gflops": 50.0 + k},
+            "calibration_after": {"gflops": 60.0 + k}, "baseline_rss_bytes": 1, "torch_threads": 1,
+            "runtime_info": {}, "results": [{
+                "batch_size": 1, "samples_ms": samples, "first_call_ms": 99.0 * k, "warmup_iters": 5,
+                "warmup_seconds": 0.5, "measure_seconds": 1.0, "reached_cap": False, "interference": inter,
+                "peak_rss_bytes": 100 * k, "page_faults_per_iter": 0.0, "cuda_max_memory_allocated": None}]}
+
+
+def test_processes_split_the_budget_and_pool_their_samples(monkeypatch):
+    import torch.nn as nn
+
+    import cxrbench.profiling.profiler as profiler
+    from cxrbench.profiling.profiler import profile_model
+
+    jobs: list[dict] = []
+
+    def fake_spawn(job, timeout):
+        jobs.append(job)
+        return _fake_worker_result(len(jobs))
+
+    monkeypatch.setattr(profiler, "spawn", fake_spawn)
+    cfg = LatencyConfig(runtimes=["torch"], processes=3, min_samples=300, min_seconds=9.0, max_seconds=60.0,
+                        device_name="t")
+    (r,) = profile_model(nn.Sequential(nn.Flatten(), nn.Linear(12, 2)), cfg, 2, 3)
+    assert len(jobs) == 3
+    assert {(j["config"]["min_samples"], j["config"]["min_seconds"], j["config"]["max_seconds"]) for j in jobs} == {
+        (100, 3.0, 20.0)}
+    pooled = [s for k in (1, 2, 3) for s in _fake_worker_result(k)["results"][0]["samples_ms"]]
+    assert r["samples_ms"] == pooled and r["n_samples"] == 30 and r["median_ms"] == statistics.median(pooled)
+    assert r["processes"] == 3 and r["process_medians_ms"] == [10.5, 20.5, 30.5]
+    assert r["process_spread"] == pytest.approx((30.5 - 10.5) / statistics.median(pooled))
+    inter = r["interference"]
+    assert (inter["chunks_total"], inter["chunks_dropped"], inter["samples_dropped"]) == (6, 3, 9)
+    assert inter["others_fraction_max"] == pytest.approx(0.15)
+    assert r["first_call_ms"] == 99.0 and r["load_seconds"] == pytest.approx(0.1)   # the cold, first process
+    assert r["calibration"]["before"]["gflops"] == 51.0 and r["calibration"]["after"]["gflops"] == 63.0
+    assert r["calibration_gflops"] == 63.0 and r["peak_rss_bytes"] == 300
+
+
+def test_one_failed_process_fails_the_configuration():
+    from cxrbench.profiling.profiler import merge_processes
+
+    bad = {"ok": False, "error": "worker died"}
+    assert merge_processes([_fake_worker_result(1), bad, _fake_worker_result(3)]) is bad

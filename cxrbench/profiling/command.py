@@ -22,7 +22,7 @@ from cxrbench.errors import CxrbenchError, ResultsError
 from cxrbench.profiling.config import PRESETS, LatencyConfig
 
 LATENCY_OPTIONS = ("runtimes", "threads", "batch_sizes", "preset", "device", "device_name", "min_samples",
-                   "min_seconds", "max_seconds", "cpus", "suite", "out", "run")
+                   "min_seconds", "max_seconds", "cpus", "busy_scope", "suite", "out", "run")
 
 
 def _csv(text: str) -> list[str]:
@@ -47,6 +47,8 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--min-seconds", type=float)
     g.add_argument("--max-seconds", type=float)
     g.add_argument("--cpus", type=_csv, help="CPUs to pin to (default: the last N allowed)")
+    g.add_argument("--busy-scope", choices=["pinned", "all"],
+                   help="drop chunks when others used the pinned CPUs (default) or any CPU (dedicated devices)")
     g.add_argument("--device", choices=["cpu", "cuda", "auto"], help="device of the torch runtime (default: cpu)")
     g.add_argument("--device-name", help="label of this machine, e.g. rpi5 (default: the hostname)")
     g.add_argument("--calib", choices=["synthetic", "random"], default="synthetic",
@@ -67,7 +69,8 @@ def latency_config(args: argparse.Namespace, base: LatencyConfig | None = None) 
     data: dict[str, Any] = base.model_dump(exclude_unset=True) if base is not None else {}
     if base is None and not args.runtimes:
         data["runtimes"] = list(latency_backends())
-    for key in ("runtimes", "preset", "device", "device_name", "min_samples", "min_seconds", "max_seconds"):
+    for key in ("runtimes", "preset", "device", "device_name", "min_samples", "min_seconds", "max_seconds",
+                "busy_scope"):
         if getattr(args, key) is not None:
             data[key] = getattr(args, key)
     if args.preset is not None and base is not None:  # a preset on the command line beats the suite's timings
@@ -258,6 +261,8 @@ def _print(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         notes = []
         if r["unstable"]:
             notes.append("[yellow]unstable[/yellow]")
+        if r["interference"].get("machine_busy"):
+            notes.append("[yellow]machine busy[/yellow]")
         if r.get("accuracy"):
             acc, ref = r["accuracy"], r.get("accuracy_fp32") or {}
             notes.append(", ".join(f"{k} {v:.3f} (fp32 {ref.get(k, float('nan')):.3f})" for k, v in acc.items()))
@@ -265,7 +270,7 @@ def _print(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         table.add_row(r["model"], r["runtime"], str(r["threads"]), str(r["batch_size"]), _fmt(r["median_ms"], ".2f"),
                       _fmt(r["p90_ms"], ".2f"), _fmt(r["iqr_over_median"], ".3f"), str(r["n_samples"]),
                       str(r["interference"].get("chunks_dropped", "")), _fmt(r["throughput_ips"], ".1f"),
-                      _fmt(r["achieved_gflops"], ".1f"), "" if frac is None else f"{100 * frac:.0f}%", " ".join(notes))
+                      _fmt(r["achieved_gflops"], ".1f"), "" if frac is None else f"{100 * frac:.0f}%", ", ".join(notes))
     console.print(table)
 
 

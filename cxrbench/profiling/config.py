@@ -1,9 +1,9 @@
 """How latency is measured: the :class:`LatencyConfig` schema (``profile.latency`` in a suite).
 
 Unset timing fields take the values of ``preset``: ``default`` (300 samples and 10 s of kept
-measurement after >= 10 iterations and 1 s of warm-up, capped at 60 s) or ``quick`` (30 samples,
-0.5 s; for the quickstart and the tests). The validated object always holds concrete values, so
-``--print-resolved`` shows exactly what was used.
+measurement after >= 10 iterations and 1 s of warm-up, capped at 60 s, split over 3 fresh
+processes) or ``quick`` (30 samples, 0.5 s, one process; for the quickstart and the tests). The
+validated object always holds concrete values, so ``--print-resolved`` shows exactly what was used.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {"warmup_iters": 10, "warmup_seconds": 1.0, "min_samples": 300, "min_seconds": 10.0,
-                "max_seconds": 60.0, "chunk_seconds": 0.5, "calibration_repeats": 3},
+                "max_seconds": 60.0, "chunk_seconds": 0.5, "calibration_repeats": 3, "processes": 3},
     "quick": {"warmup_iters": 5, "warmup_seconds": 0.5, "min_samples": 30, "min_seconds": 0.5,
-              "max_seconds": 10.0, "chunk_seconds": 0.25, "calibration_repeats": 2},
+              "max_seconds": 10.0, "chunk_seconds": 0.25, "calibration_repeats": 2, "processes": 1},
 }
 
 
@@ -41,8 +41,14 @@ class LatencyConfig(BaseModel):
     min_seconds: float = Field(None, ge=0)  # type: ignore[assignment]
     max_seconds: float = Field(None, gt=0, le=600)  # type: ignore[assignment]
     chunk_seconds: float = Field(None, gt=0)  # type: ignore[assignment]
+    processes: int = Field(None, ge=1, le=20, description=(  # type: ignore[assignment]
+        "Fresh timing processes per (runtime, threads); the sample and time budgets are split between "
+        "them and their samples pooled (one process's memory layout can bias it by several percent)."))
     busy_threshold: float = Field(0.10, gt=0, le=1, description=(
         "A chunk is dropped when other processes used more than this fraction of the pinned CPUs."))
+    busy_scope: Literal["pinned", "all"] = Field("pinned", description=(
+        "Whose busy time drops a chunk: the pinned CPUs' (time-slicing) or every CPU's (stricter: also "
+        "SMT siblings, caches, memory bandwidth; use on a dedicated device)."))
     unstable_iqr: float = Field(0.10, gt=0, description="IQR/median above this marks a result unstable.")
     settle_allocator: bool = Field(True, description=(
         "Free one 30 MiB block before timing so glibc stops page-faulting activations (see latency.py)."))

@@ -9,10 +9,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import math
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -188,15 +190,65 @@ def _profile(model: nn.Module, cfg: LatencyConfig, size: tuple[int, int], in_cha
                 cpus = pick_cpus(t, cfg, allowed) if run_device == "cpu" else None
                 job = {"backend": {"name": runtime, "load": load_ref, "payload": prepared.payload},
                        "threads": t, "cpus": cpus, "device": run_device, "input_shape": [in_chans, *size],
-                       "batch_sizes": cfg.batch_sizes, "config": cfg.model_dump(mode="json")}
-                timeout = 300 + len(cfg.batch_sizes) * (cfg.max_seconds + 5 * cfg.warmup_seconds + 60)
-                result = spawn(job, timeout)
+                       "batch_sizes": cfg.batch_sizes, "config": process_config(cfg).model_dump(mode="json")}
+                timeout = 300 + len(cfg.batch_sizes) * (cfg.max_seconds / cfg.processes + 5 * cfg.warmup_seconds + 60)
+                result = merge_processes([spawn(job, timeout) for _ in range(cfg.processes)])
                 info = {**prepared.info.get("runtime_info", {}), **(result.get("runtime_info") or {})}
                 if not result.get("ok"):
                     emit(runtime, t, status="error", error=result.get("error"), runtime_info=info, cpus=cpus, **common)
                     continue
                 records.extend(_records_from_worker(result, base, runtime, t, fingerprint, info, common, cfg))
     return records
+
+
+def process_config(cfg: LatencyConfig) -> LatencyConfig:
+    """What each of ``cfg.processes`` timing processes runs: an equal share of the sample and time budgets."""
+    p = cfg.processes
+    return cfg.model_copy(update={"min_samples": math.ceil(cfg.min_samples / p), "min_seconds": cfg.min_seconds / p,
+                                  "max_seconds": cfg.max_seconds / p})
+
+
+def merge_processes(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pool the results of several timing processes of one (runtime, threads) into one result.
+
+    Samples are concatenated (process order); chunk and sample counts add up; first call and load
+    time are the first process's, calibration the first's before and the last's after, peak memory
+    the largest. Each batch keeps every process's median (``process_medians_ms``). Any failed
+    process fails the whole.
+    """
+    failed = [r for r in results if not r.get("ok")]
+    if failed:
+        return failed[0]
+    if len(results) == 1:
+        out = dict(results[0])
+        out["results"] = [r | {"process_medians_ms": [float(np.median(r["samples_ms"]))]} for r in out["results"]]
+        return out
+    first, last = results[0], results[-1]
+    out = {**first, "calibration_after": last.get("calibration_after"), "results": []}
+    for per_batch in zip(*(r["results"] for r in results)):
+        head = per_batch[0]
+        inter = dict(head["interference"])
+        for key in ("chunks_total", "chunks_dropped", "samples_dropped"):
+            inter[key] = sum(b["interference"][key] for b in per_batch)
+        inter["all_chunks_busy"] = all(b["interference"]["all_chunks_busy"] for b in per_batch)
+        for key in ("others_fraction_mean", "others_fraction_all_cpus_mean"):
+            vals = [b["interference"][key] for b in per_batch if b["interference"].get(key) is not None]
+            inter[key] = float(np.mean(vals)) if vals else None
+        maxes = [b["interference"]["others_fraction_max"] for b in per_batch
+                 if b["interference"].get("others_fraction_max") is not None]
+        inter["others_fraction_max"] = max(maxes) if maxes else None
+        inter["machine_busy"] = any(b["interference"].get("machine_busy") for b in per_batch)
+        faults = [b["page_faults_per_iter"] for b in per_batch if b.get("page_faults_per_iter") is not None]
+        cuda = [b["cuda_max_memory_allocated"] for b in per_batch if b.get("cuda_max_memory_allocated") is not None]
+        out["results"].append({
+            **head, "samples_ms": [s for b in per_batch for s in b["samples_ms"]],
+            "measure_seconds": sum(b["measure_seconds"] for b in per_batch),
+            "reached_cap": any(b["reached_cap"] for b in per_batch), "interference": inter,
+            "peak_rss_bytes": max(b["peak_rss_bytes"] for b in per_batch),
+            "page_faults_per_iter": float(np.mean(faults)) if faults else None,
+            "cuda_max_memory_allocated": max(cuda) if cuda else None,
+            "process_medians_ms": [float(np.median(b["samples_ms"])) for b in per_batch]})
+    return out
 
 
 def _evaluate_torch(model: nn.Module, evaluate: Evaluate) -> dict[str, float]:
@@ -229,7 +281,9 @@ def _records_from_worker(result: dict[str, Any], base: dict[str, Any], runtime: 
             first_call_ms=r["first_call_ms"], load_seconds=result.get("load_seconds"),
             warmup_iters=r["warmup_iters"], warmup_seconds=r["warmup_seconds"], measure_seconds=r["measure_seconds"],
             reached_cap=r["reached_cap"], interference=r["interference"], peak_rss_bytes=r["peak_rss_bytes"],
-            page_faults_per_iter=r.get("page_faults_per_iter"),
+            page_faults_per_iter=r.get("page_faults_per_iter"), processes=len(r["process_medians_ms"]),
+            process_medians_ms=r["process_medians_ms"],
+            process_spread=(max(r["process_medians_ms"]) - min(r["process_medians_ms"])) / stats["median_ms"],
             baseline_rss_bytes=result.get("baseline_rss_bytes"),
             cuda_max_memory_allocated=r["cuda_max_memory_allocated"],
             calibration={"before": before, "after": after}, calibration_gflops=calib_gflops,

@@ -73,6 +73,11 @@ class LatencyRecord:
     interference: dict[str, Any] = field(default_factory=dict)
     page_faults_per_iter: float | None = None
     """Minor page faults per timed iteration in the worker."""
+    processes: int | None = None
+    """Fresh timing processes whose samples were pooled."""
+    process_medians_ms: list[float] = field(default_factory=list)
+    process_spread: float | None = None
+    """(max - min) of the per-process medians / pooled median: the process-to-process reproducibility."""
     # memory
     peak_rss_bytes: int | None = None
     baseline_rss_bytes: int | None = None
@@ -179,7 +184,8 @@ def load_latency_records(results_root: str | Path, suite: str | None = None,
     files: list[tuple[str, str | None, Path]] = []
     for sdir in suites:
         files += [(sdir.name, None, p) for p in sorted(sdir.glob(f"{LATENCY_DIR}/*/*.json"))]
-        files += [(sdir.name, p.parent.parent.name, p) for p in sorted(sdir.glob(f"*/{RUN_LATENCY_DIR}/*.json"))]
+        files += [(sdir.name, p.parent.parent.name, p) for p in sorted(sdir.glob(f"*/{RUN_LATENCY_DIR}/*.json"))
+                  if p.parent.parent.name != LATENCY_DIR]  # a device named "latency" is not a run
     out = []
     for suite_name, run, path in files:
         doc = read_latency_file(path)

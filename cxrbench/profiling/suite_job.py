@@ -1,4 +1,9 @@
-"""A suite's ``profile.latency``: profile one trained job's model and store the records in its run."""
+"""A suite's ``profile.latency``: profile one trained job's model, store the records in its run.
+
+:func:`profile_job_records` measures and writes nothing (so a Ray worker can run it and hand the
+records to the driver); :func:`save_job_latency` writes them to ``<run>/latency/<job>.json``, where
+:func:`cxrbench.profiling.records.load_latency_records` finds them. :func:`profile_job` does both.
+"""
 
 from __future__ import annotations
 
@@ -14,24 +19,41 @@ from cxrbench.profiling.profiler import profile_model
 from cxrbench.profiling.records import RUN_LATENCY_DIR, write_latency_file
 
 
-def profile_job(model: nn.Module, cfg: LatencyConfig, suite: Any, batches: Any, fold: Any, registry: Any,
-                run_dir: str | Path, job_id: str, label: str, model_name: str) -> list[dict[str, Any]]:
-    """Latency records of a trained model, written to ``<run_dir>/latency/<job_id>.json``.
+def profile_job_records(model: nn.Module, cfg: LatencyConfig, suite: Any, batches: Any, fold: Any, registry: Any,
+                        job_id: str, label: str, model_name: str, run_id: str | None = None) -> list[dict[str, Any]]:
+    """Latency records of a trained model (nothing written).
 
-    int8 is calibrated on ``cfg.calib_images`` training rows of ``fold`` and its accuracy (and the
-    fp32 model's) measured on the fold's test rows with the suite's metrics. ``batches`` is the
-    run's :class:`cxrbench.engine.trainer.Batches`.
+    int8 is calibrated on ``cfg.calib_images`` training rows of ``fold``, and its accuracy (and the
+    fp32 model's) is measured on the fold's test rows with the suite's metrics. ``batches`` is
+    the run's :class:`cxrbench.engine.trainer.Batches`.
     """
     quantised = "int8" in cfg.runtimes
-    n = cfg.calib_images if quantised else 16
-    calib = calibration_images(batches, fold.train, n)
+    calib = calibration_images(batches, fold.train, cfg.calib_images if quantised else 16)
     names = [m for m in dict.fromkeys([suite.metrics.primary, *suite.metrics.report]) if m != "loss"]
     evaluate = make_evaluator(batches, fold.test, suite.task.type, tuple(suite.task.classes),
                               suite.task.positive_index, names, registry) if quantised and len(fold.test) else None
+    return profile_model(model, cfg, suite.input.image_size, suite.input.channels, calib, evaluate, name=label,
+                         meta={"model_name": model_name, "suite": suite.name, "run": run_id, "job": job_id},
+                         calib_source=f"{len(calib)} training images of fold {fold.index}", registry=registry)
+
+
+def save_job_latency(run_dir: str | Path, job_id: str, records: list[dict[str, Any]]) -> Path:
+    """Write a job's latency records to ``<run_dir>/latency/<job_id>.json`` (run id filled in).
+
+    The file's suite and device name are the records' (the suite folder's name if they have none).
+    """
     run_dir = Path(run_dir)
-    records = profile_model(model, cfg, suite.input.image_size, suite.input.channels, calib, evaluate, name=label,
-                            meta={"model_name": model_name, "suite": suite.name, "run": run_dir.name, "job": job_id},
-                            calib_source=f"{len(calib)} training images of fold {fold.index}", registry=registry)
-    device = safe_name(cfg.device_name) if cfg.device_name else default_device_name()
-    write_latency_file(run_dir / RUN_LATENCY_DIR / f"{job_id}.json", records, suite.name, device)
+    records = [{**r, "run": r.get("run") or run_dir.name} for r in records]
+    head = records[0] if records else {}
+    suite = head.get("suite") or run_dir.parent.name
+    device = safe_name(head["device_name"]) if head.get("device_name") else default_device_name()
+    return write_latency_file(run_dir / RUN_LATENCY_DIR / f"{job_id}.json", records, suite, device)
+
+
+def profile_job(model: nn.Module, cfg: LatencyConfig, suite: Any, batches: Any, fold: Any, registry: Any,
+                run_dir: str | Path, job_id: str, label: str, model_name: str) -> list[dict[str, Any]]:
+    """:func:`profile_job_records` then :func:`save_job_latency`; returns the records."""
+    records = profile_job_records(model, cfg, suite, batches, fold, registry, job_id, label, model_name,
+                                  run_id=Path(run_dir).name)
+    save_job_latency(run_dir, job_id, records)
     return records

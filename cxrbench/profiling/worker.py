@@ -111,7 +111,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         results.append({
             "batch_size": batch, "samples_ms": m.samples_ms, "first_call_ms": m.first_call_ms,
             "warmup_iters": m.warmup_iters, "warmup_seconds": m.warmup_seconds, "measure_seconds": m.seconds,
-            "reached_cap": m.reached_cap, "interference": m.interference(meter, cfg.busy_threshold),
+            "reached_cap": m.reached_cap, "interference": m.interference(meter, cfg.busy_threshold, cfg.busy_scope),
             "page_faults_per_iter": m.page_faults_per_iter,
             "peak_rss_bytes": peak_rss_bytes(), "peak_rss_is_per_batch": peak_reset,
             "cuda_max_memory_allocated": torch.cuda.max_memory_allocated() if device == "cuda" else None,
