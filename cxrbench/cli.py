@@ -44,7 +44,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     outcome = run_suite(args.suite, args.set, models, device=args.device, results_root=args.results,
                         resume=args.resume, progress=progress, strict=args.strict, executor=args.executor,
                         address=args.address)
-    boards = build_boards(load_runs(outcome.store.dir.parent.parent, run=outcome.store.run_id))
+    root = outcome.store.dir.parent.parent
+    boards = build_boards(load_runs(root, run=outcome.store.run_id))
+    if outcome.store.read_header()["suite"].get("profile", {}).get("latency", {}).get("enabled"):
+        from cxrbench.leaderboard.latency import attach_latency
+
+        attach_latency(boards, root)
     render_terminal(boards, console)
     if outcome.skipped:
         console.print(f"resumed: {len(outcome.skipped)} finished job(s) kept, {len(outcome.records)} run now")
@@ -77,6 +82,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from cxrbench.leaderboard.latency import LatencySetting, attach_latency, plot_pareto
     from cxrbench.leaderboard.render import render_terminal, render_text
     from cxrbench.leaderboard.table import build_boards, load_runs
     from cxrbench.results.store import default_results_root
@@ -88,6 +94,16 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
                                                             (args.suite or args.run or args.dataset) else
                                                             "; run a suite first: cxrbench run suites/quickstart.yaml"))
     boards = build_boards(runs, merge=args.merge, latest=args.latest)
+    attach_latency(boards, root, LatencySetting(runtime=args.latency_runtime, threads=args.latency_threads,
+                                                batch_size=args.latency_batch, device=args.device))
+    for board in boards if args.plot == "pareto" else []:
+        out = (args.plot_dir or root / board.suite) / f"pareto-{board.primary}"
+        try:
+            paths = plot_pareto(board, out)
+        except ValueError as exc:
+            err_console.print(f"[yellow]no Pareto plot:[/yellow] {escape(str(exc))}")
+            continue
+        err_console.print(f"wrote {', '.join(str(p) for p in paths)}")
     if args.format == "terminal":
         render_terminal(boards, console, reference=args.reference)
     else:
@@ -198,6 +214,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="show the paper's reported figures next to ours when the suite has them (default on)")
     p.add_argument("--format", default="terminal", choices=["terminal", "markdown", "csv", "html", "latex", "json"])
     p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.add_argument("--device", metavar="NAME", help="latency of this device only (default: a column per device)")
+    p.add_argument("--latency-runtime", default="torch", metavar="RUNTIME",
+                   help="latency shown for this runtime (torch, onnxruntime, int8, ...; default torch)")
+    p.add_argument("--latency-threads", type=int, default=1, metavar="N", help="latency at N threads (default 1)")
+    p.add_argument("--latency-batch", type=int, default=1, metavar="N", help="latency at batch size N (default 1)")
+    p.add_argument("--plot", choices=["pareto"], help="pareto: primary metric vs p90 latency per device, "
+                                                      "PNG + SVG (default folder: results/<suite>/)")
+    p.add_argument("--plot-dir", type=Path, metavar="DIR", help="folder for --plot files")
     p.set_defaults(func=cmd_leaderboard)
 
     for name, func, helptext in (("models", cmd_models, "list registered models"),

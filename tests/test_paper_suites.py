@@ -28,7 +28,7 @@ def tiny_synthetic_overrides(path: Path) -> list[str]:
     suite = load_suite(path)
     sets = ["dataset={name: synthetic_cxr, options: {n_samples: 60}}", "input.image_size=64",
             "input.cache_size=null", "train.epochs=1", "train.batch_size=8", "train.max_steps_per_epoch=1",
-            "train.save_checkpoints=false", "metrics.bootstrap=20"]
+            "train.save_checkpoints=false", "metrics.bootstrap=20", "profile.latency.enabled=false"]
     if suite.split.strategy == "kfold":
         sets.append("split.folds=2")
     if suite.split.strategy == "official":

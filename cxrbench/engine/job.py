@@ -111,6 +111,8 @@ class JobOutput:
     record: JobRecord
     predictions_csv: bytes
     checkpoint: bytes | None = None
+    latency: list[dict[str, Any]] | None = None
+    """Latency records (suite ``profile.latency``), written to ``<run>/latency/<job>.json``."""
 
 
 def train_job(job: Job, suite: Suite, data: PreparedData, batches: Batches, registry: Registry,
@@ -150,6 +152,11 @@ def train_job(job: Job, suite: Suite, data: PreparedData, batches: Batches, regi
         buffer = io.BytesIO()
         torch.save(model.state_dict(), buffer)
         checkpoint = buffer.getvalue()
+    latency = None
+    if suite.profile.latency.enabled:
+        if progress is not None:
+            progress.log(f"{job.id}: profiling latency ({', '.join(suite.profile.latency.runtimes)})")
+        latency = profile_latency(job, model, suite, batches, fold, registry)
     config = entry.model_dump(mode="json") | {"train": train_cfg.model_dump(mode="json")}
     record = JobRecord(
         job_id=job.id, model=entry.key, model_name=entry.name, fold=job.fold, seed=job.seed, status="ok",
@@ -159,7 +166,23 @@ def train_job(job: Job, suite: Suite, data: PreparedData, batches: Batches, regi
         model_config_sha256=sha256_of(config), plugin=spec.plugin,
         train_seconds=fit.seconds, eval_seconds=eval_seconds, n_train=len(fold.train), n_val=len(fold.val),
         n_test=len(fold.test), synthetic=data.synthetic, started_at=started, finished_at=now_iso())
-    return JobOutput(record, predictions_csv, checkpoint)
+    return JobOutput(record, predictions_csv, checkpoint, latency)
+
+
+def profile_latency(job: Job, model: torch.nn.Module, suite: Suite, batches: Batches, fold: Any,
+                    registry: Registry) -> list[dict[str, Any]]:
+    """The suite's latency profile of a trained model; a profiler failure is an ``error`` record,
+    never a lost model."""
+    from cxrbench.profiling.suite_job import profile_job_records
+
+    try:
+        return profile_job_records(model, suite.profile.latency, suite, batches, fold, registry, job.id,
+                                   job.entry.key, job.entry.name)
+    except Exception as exc:  # noqa: BLE001 - the trained model and its metrics are kept either way
+        log.warning("latency profiling of %s failed: %s", job.id, exc)
+        return [{"model": job.entry.key, "model_name": job.entry.name, "runtime": runtime, "threads": 0,
+                 "batch_size": 0, "status": "error", "error": describe_error(exc), "suite": suite.name,
+                 "job": job.id} for runtime in suite.profile.latency.runtimes]
 
 
 def _write_bytes_atomic(path: Path, data: bytes) -> None:
@@ -183,6 +206,10 @@ def save_output(output: JobOutput, store: RunStore) -> JobRecord:
     if output.checkpoint is not None:
         ckpt = store.checkpoint_path(record.job_id)
         _write_bytes_atomic(ckpt, output.checkpoint)
+    if output.latency:
+        from cxrbench.profiling.suite_job import save_job_latency
+
+        save_job_latency(store.dir, record.job_id, output.latency)
     return replace(record, predictions_path=str(pred_path.relative_to(store.dir)),
                    checkpoint_path=str(ckpt.relative_to(store.dir)) if ckpt else None)
 

@@ -36,6 +36,7 @@ def _count(value: Any, unit: float, suffix: str) -> str:
 def display_frame(board: Board) -> pd.DataFrame:
     """Human-formatted columns, in leaderboard order."""
     out = []
+    devices, latency = _latency_by_model(board)
     for rank, row in enumerate(board.rows.to_dict("records"), start=1):
         shown: dict[str, Any] = {"#": rank, "model": row["model"], "runs": row["n"]}
         for m in board.metrics:
@@ -47,8 +48,31 @@ def display_frame(board: Board) -> pd.DataFrame:
         shown["p vs #1"] = "" if p is None or math.isnan(p) else f"{p:.3f}"
         shown["params ↓"] = _count(row.get("params"), 1e6, "M")
         shown["MACs ↓"] = _count(row.get("macs"), 1e6, "M")
+        for device in devices:
+            median, p90, unstable = latency.get(row["model"], {}).get(device, (None, None, False))
+            shown[f"ms median / p90 ↓ {device}"] = "" if p90 is None else \
+                f"{median:.2f} / {p90:.2f}" + (" ~" if unstable else "")
         out.append(shown)
     return pd.DataFrame(out)
+
+
+def _latency_by_model(board: Board) -> tuple[list[str], dict[str, dict[str, tuple[float, float, bool]]]]:
+    """Devices (column order) and model -> device -> (median ms, p90 ms, unstable)."""
+    if board.latency is None or board.latency.empty:
+        return [], {}
+    out: dict[str, dict[str, tuple[float, float, bool]]] = {}
+    for r in board.latency.to_dict("records"):
+        out.setdefault(r["model"], {})[r["device"]] = (r["median_ms"], r["p90_ms"], bool(r.get("unstable")))
+    return sorted(board.latency.device.unique()), out
+
+
+def latency_wide(board: Board) -> pd.DataFrame:
+    """One row per model: ``median_ms[DEVICE]`` and ``p90_ms[DEVICE]`` for every device."""
+    if board.latency is None or board.latency.empty:
+        return pd.DataFrame({"model": []})
+    wide = board.latency.pivot(index="model", columns="device", values=["median_ms", "p90_ms"])
+    wide.columns = [f"{stat}[{device}]" for stat, device in wide.columns]
+    return wide.reset_index()
 
 
 def notices(board: Board) -> str:
@@ -81,6 +105,15 @@ def comparison_frame(board: Board) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def latency_note(board: Board) -> str:
+    """What the latency columns are, or how to get them."""
+    if board.latency is None or board.latency.empty:
+        return (f"latency: none recorded for {board.latency_setting}; set `profile.latency.enabled: true` in the "
+                f"suite or run `cxrbench profile --suite SUITE --out FILE` and `cxrbench results import FILE`")
+    return (f"latency: {board.latency_setting}, per device; median / p90 of per-image times in fresh pinned "
+            f"processes (~ = unstable, IQR/median > 0.10); method: cxrbench/profiling/README.md")
+
+
 def title(board: Board) -> str:
     flag = f" [{SYNTHETIC_NOTICE}]" if board.synthetic else ""
     return f"{board.suite} (dataset {board.dataset}; ranked by {board.primary}){flag}"
@@ -103,6 +136,8 @@ def render_terminal(boards: list[Board], console: Console | None = None, referen
                       f"(MACs = multiply-accumulates, FLOPs = 2 x MACs; ptflops aten backend); "
                       f"95% CI = bootstrap over test images; p vs #1 = paired bootstrap on the same test images" + ("" if len(board.rows) == 0 or board.rows["n"].max() == 1
                                                                 else ", averaged over runs"))
+        if board.latency_setting:
+            console.print(latency_note(board))
         for f in board.failed:
             console.print(f"[red]failed[/red] {escape(f['job'])}: {escape(f['error'])}")
         console.print(notices(board))
@@ -123,7 +158,8 @@ def to_json_data(boards: list[Board]) -> list[dict[str, Any]]:
     return [{"suite": b.suite, "dataset": b.dataset, "synthetic": b.synthetic, "primary": b.primary,
              "higher_is_better": b.higher_is_better, "runs": b.runs, "metrics": b.metrics,
              "rows": json.loads(b.rows.to_json(orient="records")), "failed": b.failed,
-             "reference": b.reference, "notice": notices(b),
+             "reference": b.reference, "notice": notices(b), "latency_setting": b.latency_setting,
+             "latency": json.loads(b.latency.to_json(orient="records")) if b.latency is not None else [],
              "comparison": json.loads(b.comparison().to_json(orient="records"))} for b in boards]
 
 
@@ -137,11 +173,13 @@ def render_text(boards: list[Board], fmt: str) -> str:
         comp = comparison_frame(board) if board.reference and board.reference.get("models") else None
         if fmt == "markdown":
             df = df.assign(reproduce=[f"`{c}`" for c in board.rows.reproduce]) if not board.rows.empty else df
-            parts.append(f"### {title(board)}\n\n" + df.to_markdown(index=False) + f"\n\n{notices(board)}")
+            parts.append(f"### {title(board)}\n\n" + df.to_markdown(index=False) + f"\n\n{notices(board)}"
+                         + (f"\n\n{latency_note(board)}" if board.latency_setting else ""))
             if comp is not None:
                 parts.append(f"#### vs the paper: {board.reference.get('source', '')}\n\n" + comp.to_markdown(index=False))
         elif fmt == "csv":
-            raw = board.rows.copy()
+            raw = board.rows.merge(latency_wide(board), on="model", how="left") if not board.rows.empty \
+                else board.rows.copy()
             raw.insert(0, "suite", board.suite)
             raw.insert(1, "synthetic", board.synthetic)
             parts.append(raw.to_csv(index=False))

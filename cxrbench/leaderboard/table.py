@@ -43,6 +43,9 @@ class Board:
     failed: list[dict[str, str]] = field(default_factory=list)
     reference: dict[str, Any] | None = None
     notice: str = ""
+    latency: pd.DataFrame | None = None
+    """Per (model, device): median/p90 ms of one setting (:func:`cxrbench.leaderboard.latency.attach_latency`)."""
+    latency_setting: str = ""
 
     def comparison(self) -> pd.DataFrame:
         """Ours vs the paper's figure for every (model, metric) the suite's reference block has.

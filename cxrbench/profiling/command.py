@@ -182,8 +182,9 @@ def profile_command(args: argparse.Namespace) -> int:
         targets = _registered_targets(args, registry)
     rows = [{"model": t.label, **model_cost(*t.cost_args)} for t in targets]
     if _wants_latency(args):
-        base = getattr(getattr(suite, "profile", None), "latency", None) if suite else None
-        cfg = latency_config(args, base if isinstance(base, LatencyConfig) else None)
+        # a suite's own latency block is the base; without one, the command line's defaults apply
+        base = suite.profile.latency if suite and "latency" in suite.profile.model_fields_set else None
+        cfg = latency_config(args, base)
         records = _latency(targets, cfg, args, registry)
         for row in rows:
             row["latency"] = [r for r in records if r["model"] == row["model"]]

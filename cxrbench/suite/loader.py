@@ -18,7 +18,7 @@ from cxrbench.suite.schema import Suite
 # Fields that describe the protocol: runs whose protocols differ are never merged on a leaderboard.
 # The model list, seeds, the paper's reference figures and where jobs execute do not change how
 # each job is run.
-NON_PROTOCOL_FIELDS = ("models", "seeds", "reference", "description", "notice", "executor")
+NON_PROTOCOL_FIELDS = ("models", "seeds", "reference", "description", "notice", "executor", "profile")
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

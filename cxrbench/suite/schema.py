@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cxrbench.profiling.config import LatencyConfig
+
 TaskType = Literal["binary", "multiclass", "multilabel"]
 
 
@@ -232,7 +234,12 @@ class MetricsConfig(Strict):
 
 
 class ProfileConfig(Strict):
+    """What each trained model's cost is measured as (never changes its metrics: not part of the protocol hash)."""
+
     cost: bool = Field(True, description="Count parameters and MACs (ptflops, aten backend) per model.")
+    latency: LatencyConfig = Field(default_factory=LatencyConfig, description=(
+        "Latency profiling of each trained model after evaluation (`enabled: true` to turn on; method in "
+        "cxrbench/profiling/README.md)."))
 
 
 class ReferenceConfig(Strict):
