@@ -61,20 +61,30 @@ def _check_fetchable(model: str, host: str, cache_hint: str) -> None:
         raise _unavailable(model, f"not in the local cache and {host} cannot be reached", cache_hint)
 
 
-def torchvision_state_dict(arch: str) -> dict[str, torch.Tensor]:
-    """The state dict of torchvision's ``weights="DEFAULT"`` for ``arch`` (3 channels, 1000 classes)."""
-    from torchvision.models import get_model, get_model_weights
+def torch_hub_cached_path(url: str) -> Path:
+    """Where ``torch.hub`` keeps (or would keep) the file behind ``url``."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
 
-    weights = get_model_weights(arch).DEFAULT
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
+
+def torchvision_state_dict(arch: str, version: str = "DEFAULT") -> dict[str, torch.Tensor]:
+    """The state dict of torchvision ``arch`` weights ``version`` (``DEFAULT`` or e.g. ``IMAGENET1K_V1``).
+
+    A file already in the torch hub cache is loaded without network; otherwise a download is
+    attempted only when ``HF_HUB_OFFLINE`` is unset and the host answers within a second. The
+    error names the file to fetch and where to put it.
+    """
+    from torchvision.models import get_model_weights
+
+    weights = get_model_weights(arch)[version]
+    cached = torch_hub_cached_path(weights.url)
     hint = f"put {cached.name} from {weights.url} into {cached.parent}"
+    label = arch if version == "DEFAULT" else f"{arch} ({version})"
     if not cached.is_file():
-        _check_fetchable(arch, urlparse(weights.url).hostname or "download.pytorch.org", hint)
+        _check_fetchable(label, urlparse(weights.url).hostname or "download.pytorch.org", hint)
     try:
-        model = get_model(arch, weights=weights)
+        return weights.get_state_dict(progress=False)
     except Exception as exc:  # noqa: BLE001 - any download/parse failure means "no weights"
-        raise _unavailable(arch, f"{type(exc).__name__}: {exc}", hint) from exc
-    return model.state_dict()
+        raise _unavailable(label, f"{type(exc).__name__}: {exc}", hint) from exc
 
 
 def _timm_cached_file(repo: str, revision: str | None, filename: str | None) -> str | None:

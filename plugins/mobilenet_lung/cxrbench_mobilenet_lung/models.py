@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from torchvision.ops import SqueezeExcitation
 
 from cxrbench.models.adapt import load_adapted, replace_first_conv
+from cxrbench.models.hub import torchvision_state_dict
 from cxrbench.specs import BuildRequest
-from cxrbench_mobilenet_lung.weights import imagenet_state_dict
 
 STEM_CHANNELS = 32  # MobileNetV2's first conv (features.0: conv 3x3/2 + BN + ReLU6)
 CLASSIFIER, FIRST_CONV = "classifier.1", "features.0.0"
@@ -52,7 +52,7 @@ def mobilenet_v2(request: BuildRequest, weights_version: str) -> nn.Module:
     if request.in_chans != 3:
         replace_first_conv(model, FIRST_CONV, request.in_chans)
     if request.pretrained:
-        load_adapted(model, imagenet_state_dict("mobilenet_v2", weights_version), classifier=CLASSIFIER,
+        load_adapted(model, torchvision_state_dict("mobilenet_v2", weights_version), classifier=CLASSIFIER,
                      first_conv=FIRST_CONV, source=f"torchvision mobilenet_v2 {weights_version}")
     return model
 

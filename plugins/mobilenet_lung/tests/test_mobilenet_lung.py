@@ -11,10 +11,10 @@ import torchvision
 from pydantic import ValidationError
 
 from cxrbench.errors import WeightsError
+from cxrbench.models.hub import torch_hub_cached_path
 from cxrbench.specs import BuildRequest
 from cxrbench_mobilenet_lung.models import MobileNetLungParams
 from cxrbench_mobilenet_lung.plugin import MOBILENET_FT, MOBILENET_LUNG
-from cxrbench_mobilenet_lung.weights import cached_path
 
 SPECS = [MOBILENET_FT, MOBILENET_LUNG]
 MOBILENET_V2_1000 = 3_504_872  # torchvision's published ImageNet count
@@ -35,11 +35,10 @@ def se_count(channels: int, hidden: int) -> int:
 
 @pytest.fixture
 def hub_dir(tmp_path, monkeypatch):
-    old = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # not torch.hub.set_dir: it outlives the test
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    yield tmp_path
-    torch.hub.set_dir(old)
+    assert torch.hub.get_dir() == str(tmp_path / "hub"), "torch.hub.set_dir was called elsewhere"
+    return tmp_path / "hub"
 
 
 def test_param_counts():
@@ -86,7 +85,7 @@ def test_forward_shape(spec, in_chans):
 def test_pretrained_loads_cached_file_into_lung(hub_dir):
     torch.manual_seed(1)
     reference = torchvision.models.mobilenet_v2(num_classes=1000).state_dict()
-    path = cached_path(torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1.url)
+    path = torch_hub_cached_path(torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1.url)
     path.parent.mkdir(parents=True)
     torch.save(reference, path)
     model = MOBILENET_LUNG.build(BuildRequest(num_classes=3, in_chans=1, pretrained=True))

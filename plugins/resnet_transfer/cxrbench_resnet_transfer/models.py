@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cxrbench.errors import WeightsError
 from cxrbench.models.adapt import load_adapted, replace_first_conv
+from cxrbench.models.hub import torchvision_state_dict
 from cxrbench.specs import BuildRequest
-from cxrbench_resnet_transfer.weights import imagenet_state_dict
 
 ImagenetVersion = Literal["IMAGENET1K_V1", "IMAGENET1K_V2"]
 
@@ -42,7 +42,7 @@ def build_resnet(request: BuildRequest, arch: str, version: str | None) -> nn.Mo
         if version is None:
             raise WeightsError(f"this registration of {arch} is trained from scratch; use its fine-tuned "
                                "sibling for ImageNet weights, or set `pretrained: false`")
-        load_adapted(model, imagenet_state_dict(arch, version), classifier="fc", first_conv="conv1",
+        load_adapted(model, torchvision_state_dict(arch, version), classifier="fc", first_conv="conv1",
                      source=f"torchvision {arch} {version}")
     return model
 

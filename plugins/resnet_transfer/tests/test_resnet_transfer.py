@@ -10,10 +10,10 @@ import torch
 import torchvision
 
 from cxrbench.errors import WeightsError
+from cxrbench.models.hub import torch_hub_cached_path
 from cxrbench.specs import BuildRequest
 from cxrbench_resnet_transfer.models import ResNet50TransferParams
 from cxrbench_resnet_transfer.plugin import RESNET18_FINETUNE, RESNET18_SCRATCH, RESNET50_TRANSFER
-from cxrbench_resnet_transfer.weights import cached_path
 
 SPECS = [RESNET50_TRANSFER, RESNET18_SCRATCH, RESNET18_FINETUNE]
 # ImageNet models (1000 classes, published counts) minus the 1000-way fc plus a k-way fc.
@@ -31,11 +31,10 @@ def head_swap(total_1000: int, features: int, k: int) -> int:
 @pytest.fixture
 def hub_dir(tmp_path, monkeypatch):
     """An empty torch hub cache and no network: only files we put there can be loaded."""
-    old = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # not torch.hub.set_dir: it outlives the test
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    yield tmp_path
-    torch.hub.set_dir(old)
+    assert torch.hub.get_dir() == str(tmp_path / "hub"), "torch.hub.set_dir was called elsewhere"
+    return tmp_path / "hub"
 
 
 @pytest.mark.parametrize("spec,classes,expected", [
@@ -70,7 +69,7 @@ def test_one_channel_stem_has_a_third_of_the_weights():
 def test_pretrained_loads_cached_file_and_adapts(hub_dir):
     torch.manual_seed(0)
     reference = torchvision.models.resnet18(num_classes=1000).state_dict()
-    path = cached_path(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url)
+    path = torch_hub_cached_path(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url)
     path.parent.mkdir(parents=True)
     torch.save(reference, path)
     model = RESNET18_FINETUNE.build(BuildRequest(num_classes=2, in_chans=1, pretrained=True))
