@@ -46,7 +46,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                         address=args.address)
     root = outcome.store.dir.parent.parent
     boards = build_boards(load_runs(root, run=outcome.store.run_id))
-    if outcome.store.read_header()["suite"].get("profile", {}).get("latency", {}).get("enabled"):
+    profile = outcome.store.read_header()["suite"].get("profile", {})
+    if profile.get("latency", {}).get("enabled") or profile.get("only"):
         from cxrbench.leaderboard.latency import attach_latency
 
         attach_latency(boards, root)
@@ -250,6 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     from cxrbench.report.cli import add_report_parser
 
     add_report_parser(sub)
+
+    from cxrbench.probes.command import add_probe_parser
+
+    add_probe_parser(sub)  # `cxrbench probe RUN`: shortcut probes -> RUN/probes.json
     return parser
 
 

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import types
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch.nn as nn
 from sklearn.metrics import accuracy_score, roc_auc_score
 
 from cxrbench.engine.evaluation import read_predictions

@@ -16,7 +16,7 @@ SUITES = sorted((Path(__file__).resolve().parents[1] / "suites").glob("*.yaml"))
 def test_suites_are_shipped():
     names = {p.stem for p in SUITES}
     assert {"quickstart", "pneumonia_binary", "pneumonia_subtype", "lung_3class", "chestxray14_mdconv",
-            "chestxray14_mdconv_chestmnist", "resnet18_transfer"} <= names
+            "chestxray14_mdconv_chestmnist", "resnet18_transfer", "edge_latency"} <= names
 
 
 def test_cxrbench_validate_passes_on_every_suite(capsys):
@@ -39,7 +39,11 @@ def tiny_synthetic_overrides(path: Path) -> list[str]:
     return sets
 
 
-@pytest.mark.parametrize("path", [p for p in SUITES if p.stem != "quickstart"], ids=lambda p: p.stem)
+TRAINING_SUITES = [p for p in SUITES if p.stem != "quickstart" and not load_suite(p).profile.only]
+"""Profile-only suites (edge_latency) train nothing: tests/test_edge_latency_suite.py runs them."""
+
+
+@pytest.mark.parametrize("path", TRAINING_SUITES, ids=lambda p: p.stem)
 def test_suite_runs_on_the_synthetic_override(path, tmp_path):
     outcome = run_suite(path, tiny_synthetic_overrides(path), results_root=tmp_path, device="cpu")
     assert outcome.status == "complete", [(r.job_id, r.error) for r in outcome.records if r.status != "ok"]

@@ -24,13 +24,12 @@ from cxrbench.engine.runner import make_batches, run_suite
 from cxrbench.errors import DatasetError
 from cxrbench.leaderboard.table import RESEARCH_NOTICE
 from cxrbench.report import build_report
-from cxrbench.report.build import reliability_curve_fn
 from cxrbench.report.cli import add_report_parser
 from cxrbench.results.store import RunStore
 
 MODELS = ["lenet", "resnet18"]
 SECTIONS = ["notices", "leaderboard", "paper-comparison", "tradeoff", "environment", "suite"]
-PER_MODEL = ["curves", "roc", "confusion", "report", "misclassified", "gradcam"]
+PER_MODEL = ["curves", "roc", "confusion", "report", "reliability", "misclassified", "gradcam"]
 
 
 @pytest.fixture
@@ -104,7 +103,7 @@ def test_every_section_is_present_with_its_png(report_index):
         assert f'id="{sid}"' in page, sid
     for m in MODELS:
         for part in ("curves", "roc", "confusion", "misclassified", "gradcam", "reliability"):
-            if (part == "gradcam" and not _has_gradcam()) or (part == "reliability" and reliability_curve_fn() is None):
+            if part == "gradcam" and not _has_gradcam():
                 continue
             png = report_index.parent / f"{part}-{m}.png"
             with Image.open(png) as img:
@@ -164,6 +163,27 @@ def test_roc_auc_and_class_report(report_index, model):
     text = " ".join(section(page, f"report-{model}").text)
     for cls in ("normal", "pneumonia", "macro avg", "weighted avg"):
         assert cls in text and f"{rep[cls]['recall']:.4f}" in text and f"{rep[cls]['f1-score']:.4f}" in text
+
+
+def sklearn_ece(truth: np.ndarray, prob: np.ndarray, n_bins: int = 15) -> float:
+    """ECE of a positive-rate reliability diagram from sklearn's calibration_curve (uniform bins)."""
+    from sklearn.calibration import calibration_curve
+
+    rate, mean_prob = calibration_curve(truth, prob, n_bins=n_bins, strategy="uniform")
+    ids = np.searchsorted(np.linspace(0, 1, n_bins + 1)[1:-1], prob)  # the binning calibration_curve uses
+    counts = np.bincount(ids, minlength=n_bins)
+    counts = counts[counts > 0]
+    return float(np.sum(counts * np.abs(rate - mean_prob)) / len(prob))
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_reliability_diagram_caption_gives_the_positive_class_ece(report_index, model):
+    df = predictions(report_index, model)
+    ece = sklearn_ece((df.y_true == 1).to_numpy(), df.prob_pneumonia.to_numpy())
+    text = " ".join(section(report_index.read_text(), f"reliability-{model}").text)
+    assert f"ECE {ece:.4f} (positive class pneumonia; 15 equal-width bins; {len(df)} samples)" in text, text
+    with Image.open(report_index.parent / f"reliability-{model}.png") as img:
+        assert img.format == "PNG" and img.size[0] > 300
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -329,5 +349,25 @@ def test_multilabel_report_per_label_confusion_roc_and_errors(suite_file, tmp_pa
              for i, j in zip(*np.nonzero(truth != pred))]
     expected = [df.sample_id[i] for i, _, _ in sorted(wrong, key=lambda w: -w[2])[:8]]
     assert section(page, "misclassified-lenet", "sample").cells == expected
+    probs = df[[f"prob_{c}" for c in labels]].to_numpy()
+    ece = sklearn_ece(truth.ravel(), probs.ravel())  # every (image, label) cell pooled
+    assert f"ECE {ece:.4f} (all labels pooled" in " ".join(section(page, "reliability-lenet").text)
     if _has_gradcam():
         assert "checkpoint reproduces the run" in " ".join(section(page, "gradcam-lenet").text)
+
+
+def test_reliability_data_hand_computed():
+    from cxrbench.report.calibration import reliability_data
+    from cxrbench.specs import Predictions
+
+    # binary, both rows in the bin straddling 0.5 (7/15, 8/15]: positive-class view mean 0.5 vs rate 1;
+    # top-label view confidence 0.52 for both, one right -> the two ECEs differ and both are quoted
+    prob = np.array([[0.52, 0.48], [0.48, 0.52]])
+    data = reliability_data(Predictions(np.array([1, 1]), prob, prob.argmax(1), "binary", ("a", "b")))
+    assert data["caption"] == ("ECE 0.5000 (positive class b; 15 equal-width bins; 2 samples); "
+                               "top-label ECE (the ece metric) 0.0200")
+    assert data["xlabel"] == "predicted probability of b" and int(data["curve"]["count"][7]) == 2
+    # multiclass, top-label: |1 - 0.7| + |0 - 0.8| + |1 - 0.45| over 3 rows, each alone in its bin
+    prob = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.3, 0.25, 0.45]])
+    data = reliability_data(Predictions(np.array([0, 2, 2]), prob, prob.argmax(1), "multiclass", ("a", "b", "c")))
+    assert data["ece"] == pytest.approx(0.55) and data["caption"].startswith("ECE 0.5500 (top-label confidence;")

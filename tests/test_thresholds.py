@@ -115,3 +115,41 @@ def test_bad_inputs_raise():
         fit_threshold("sensitivity", np.zeros(7, dtype=int), P, level=0.9)
     with pytest.raises(ValueError, match="same shape"):
         fit_thresholds_per_label("youden", Y, P)
+
+
+def test_specificity_rule_hand_computed():
+    # specificities at 0.9, 0.6, 0.5, 0.45, 0.3, 0.2, 0.1: 1, 1, 3/4, 3/4, 2/4, 1/4, 0
+    assert fit_threshold("specificity", Y, P, level=1.0) == 0.6  # the lowest of 0.9 and 0.6
+    assert fit_threshold("specificity", Y, P, level=0.75) == 0.45
+    assert fit_threshold("specificity", Y, P, level=0.6) == 0.45
+    assert fit_threshold("specificity", Y, P, level=0.5) == 0.3
+    assert fit_threshold("specificity", Y, P, level=0.1) == 0.2
+    # a negative holds the highest score: no observed score reaches specificity 1
+    t = fit_threshold("specificity", np.array([0, 1]), np.array([0.9, 0.4]), level=1.0)
+    assert 0.9 < t < 0.9 + 1e-12
+    np.testing.assert_array_equal(apply_threshold(np.array([0.9, 0.4]), t), [0, 0])
+
+
+@pytest.mark.parametrize("level", [0.5, 0.8, 0.9, 0.95])
+def test_specificity_rule_reaches_the_level_with_the_lowest_threshold(level):
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 200)
+    prob = np.round(1 / (1 + np.exp(-(rng.normal(size=200) + (2 * y - 1)))), 2)  # with ties
+    t = fit_threshold("specificity", y, prob, level=level)
+    assert _rates(y, prob, t)[1] >= level
+    lower = np.unique(prob[prob < t])
+    if lower.size:  # the next observed score down misses the level
+        assert _rates(y, prob, lower.max())[1] < level
+    fpr, _, thr = skm.roc_curve(y, prob, drop_intermediate=False)
+    assert t == thr[np.flatnonzero(1 - fpr >= level)[-1]]  # sklearn's ROC points give the same threshold
+
+
+def test_specificity_rule_needs_negatives_and_a_level():
+    with pytest.raises(ValueError, match="negative"):
+        fit_threshold("specificity", np.ones(7, dtype=int), P, level=0.9)
+    with pytest.raises(ValueError, match="level"):
+        fit_threshold("specificity", Y, P)
+    y = np.array([[1, 0], [1, 1], [1, 0]])
+    prob = np.array([[0.9, 0.2], [0.8, 0.7], [0.1, 0.3]])
+    got = fit_thresholds_per_label("specificity", y, prob, level=1.0, fallback=0.4)
+    assert got[0] == 0.4 and got[1] == 0.7  # label 0 has no negatives: fallback

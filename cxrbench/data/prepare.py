@@ -35,6 +35,8 @@ class PreparedData:
     """(sample id, reason): unreadable images, and rows a dataset skipped (e.g. ``allow_missing``)."""
     notes: dict[str, Any] = field(default_factory=dict)
     """Extra facts for run.json (image cache, leakage inside an official split)."""
+    external: list[Any] = field(default_factory=list)
+    """The suite's external test sets (:class:`cxrbench.data.external.ExternalSet`), shipped to every job."""
 
     def summary(self) -> dict[str, Any]:
         return {

@@ -52,7 +52,11 @@ def _kfold(idx: np.ndarray, strata: np.ndarray, groups: np.ndarray, n_splits: in
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "least populated class has fewer members"
-        return [(idx[a], idx[b]) for a, b in splitter.split(idx, y, groups[idx])]
+        try:
+            return [(idx[a], idx[b]) for a, b in splitter.split(idx, y, groups[idx])]
+        except ValueError as exc:  # e.g. every class has fewer rows than n_splits
+            raise DatasetError(f"cannot split {len(idx)} rows into {n_splits} stratified parts: {exc}; "
+                               "use fewer folds or set split.stratify: false") from None
 
 
 def _holdout(idx: np.ndarray, frac: float, strata: np.ndarray, groups: np.ndarray, seed: int,
@@ -61,6 +65,8 @@ def _holdout(idx: np.ndarray, frac: float, strata: np.ndarray, groups: np.ndarra
     if frac <= 0 or len(idx) == 0:
         return idx, idx[:0]
     n_splits = max(2, int(round(1 / frac)))
+    if stratify and np.bincount(strata[idx]).max() < n_splits:
+        stratify = False  # too few rows of every class to stratify a 1/n_splits hold-out: keep the fraction
     rest, held = _kfold(idx, strata, groups, n_splits, seed, stratify)[0]
     return np.sort(rest), np.sort(held)
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from cxrbench.data.prepare import PreparedData
 from cxrbench.engine.evaluation import score, write_predictions
+from cxrbench.engine.external import baseline_external
 from cxrbench.plugins import Registry
 from cxrbench.results.records import JobRecord, job_id
 from cxrbench.results.store import RunStore, now_iso
@@ -25,8 +26,10 @@ def baseline_key(kind: str) -> str:
     return f"baseline_{kind}"
 
 
-def _predict(kind: str, train_y: np.ndarray, n: int, k: int, multilabel: bool,
-             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def baseline_predict(kind: str, train_y: np.ndarray, n: int, k: int, multilabel: bool,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, predictions) of ``n`` images from a ``majority`` or ``stratified`` predictor
+    fitted on the training labels ``train_y`` only."""
     if multilabel:
         prevalence = train_y.mean(axis=0) if len(train_y) else np.zeros(k)
         if kind == "majority":
@@ -54,7 +57,7 @@ def baseline_records(suite: Suite, data: PreparedData, registry: Registry, store
             if jid in done:
                 continue
             rng = np.random.default_rng([seed, fold.index])
-            prob, pred = _predict(kind, labels[fold.train], len(fold.test), k, multilabel, rng)
+            prob, pred = baseline_predict(kind, labels[fold.train], len(fold.test), k, multilabel, rng)
             y_true = labels[fold.test]
             preds = Predictions(y_true, prob, pred, suite.task.type, tuple(suite.task.classes),
                                 suite.task.positive_index)
@@ -72,6 +75,11 @@ def baseline_records(suite: Suite, data: PreparedData, registry: Registry, store
                                n_val=len(fold.val), n_test=len(fold.test), synthetic=data.synthetic,
                                started_at=now_iso(), finished_at=now_iso(), model_config={"baseline": kind},
                                model_config_sha256=kind)
+            if data.external:  # the same fitted predictor on each external test set
+                train_y = labels[fold.train]
+                record.external = baseline_external(
+                    suite, data, registry, store, jid, seed,
+                    lambda n, rng: baseline_predict(kind, train_y, n, k, multilabel, rng), (seed, fold.index))
             store.write_record(record)
             out.append(record)
     return out

@@ -9,7 +9,7 @@ import tempfile
 import time
 import traceback
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,6 +18,8 @@ import torch
 from cxrbench.data.prepare import PreparedData
 from cxrbench.data.transforms import eval_transform, normalization_stats, train_transform
 from cxrbench.engine.evaluation import compute_metrics, score, write_predictions
+from cxrbench.engine.external import evaluate_external, save_external
+from cxrbench.engine.thresholding import apply_decision_threshold, check_fold, threshold_for_job
 from cxrbench.engine.trainer import Batches, Trainer
 from cxrbench.models.factory import apply_frozen_bn_eval, create_model
 from cxrbench.plugins import Registry
@@ -113,14 +115,23 @@ class JobOutput:
     checkpoint: bytes | None = None
     latency: list[dict[str, Any]] | None = None
     """Latency records (suite ``profile.latency``), written to ``<run>/latency/<job>.json``."""
+    external_csv: dict[str, bytes] = field(default_factory=dict)
+    """Predictions CSV per suite ``external_test`` set, written to ``<run>/external/<name>/<job>.csv``."""
 
 
 def train_job(job: Job, suite: Suite, data: PreparedData, batches: Batches, registry: Registry,
               device: torch.device, progress: Any = None,
               on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None) -> JobOutput:
-    """Train and evaluate one job without writing anything; exceptions propagate."""
+    """Train and evaluate one job without writing anything; exceptions propagate.
+
+    A profile-only suite's job is built and profiled instead (:mod:`cxrbench.engine.profile_only`)."""
+    if suite.profile.only:
+        from cxrbench.engine.profile_only import profile_only_job
+
+        return profile_only_job(job, suite, data, batches, registry, device, progress)
     entry, fold = job.entry, data.folds[job.fold]
     train_cfg = suite.model_train(entry)
+    check_fold(suite, fold, batches.labels.numpy())  # a threshold that cannot be fitted fails before training
     started = now_iso()
     torch.manual_seed(job.seed)  # model initialisation is part of what the seed fixes
     model, spec = build_model(suite, entry, registry)
@@ -136,8 +147,9 @@ def train_job(job: Job, suite: Suite, data: PreparedData, batches: Batches, regi
                       higher_is_better=higher, progress=progress, on_epoch_end=on_epoch_end,
                       freeze_bn=apply_frozen_bn_eval)
     fit = trainer.fit()
+    threshold = threshold_for_job(suite, fold, trainer.predict)  # validation rows only
     t0 = time.perf_counter()
-    pred = trainer.predict(fold.test)
+    pred = apply_decision_threshold(trainer.predict(fold.test), threshold)
     scores = score(pred, suite.metrics.report, primary, registry, suite.metrics.bootstrap,
                    suite.metrics.confidence, seed=job.seed)
     eval_seconds = time.perf_counter() - t0
@@ -147,6 +159,7 @@ def train_job(job: Job, suite: Suite, data: PreparedData, batches: Batches, regi
         csv_path = Path(tmp) / "predictions.csv"
         write_predictions(csv_path, pred, ids, patients)
         predictions_csv = csv_path.read_bytes()
+    external, external_csv = evaluate_external(trainer, data, batches, suite, registry, job.seed, threshold)
     checkpoint = None
     if train_cfg.save_checkpoints:
         buffer = io.BytesIO()
@@ -165,8 +178,9 @@ def train_job(job: Job, suite: Suite, data: PreparedData, batches: Batches, regi
         class_report=scores["class_report"], cost=cost, model_config=config,
         model_config_sha256=sha256_of(config), plugin=spec.plugin,
         train_seconds=fit.seconds, eval_seconds=eval_seconds, n_train=len(fold.train), n_val=len(fold.val),
-        n_test=len(fold.test), synthetic=data.synthetic, started_at=started, finished_at=now_iso())
-    return JobOutput(record, predictions_csv, checkpoint, latency)
+        n_test=len(fold.test), synthetic=data.synthetic, started_at=started, finished_at=now_iso(),
+        external=external, threshold=threshold)
+    return JobOutput(record, predictions_csv, checkpoint, latency, external_csv)
 
 
 def profile_latency(job: Job, model: torch.nn.Module, suite: Suite, batches: Batches, fold: Any,
@@ -200,8 +214,9 @@ def _write_bytes_atomic(path: Path, data: bytes) -> None:
 def save_output(output: JobOutput, store: RunStore) -> JobRecord:
     """Write a job's predictions (and checkpoint) into the run folder; the record, with their paths."""
     record = output.record
-    pred_path = store.predictions_path(record.job_id)
-    _write_bytes_atomic(pred_path, output.predictions_csv)
+    pred_path = store.predictions_path(record.job_id) if output.predictions_csv else None  # none: profile-only
+    if pred_path is not None:
+        _write_bytes_atomic(pred_path, output.predictions_csv)
     ckpt = None
     if output.checkpoint is not None:
         ckpt = store.checkpoint_path(record.job_id)
@@ -210,7 +225,9 @@ def save_output(output: JobOutput, store: RunStore) -> JobRecord:
         from cxrbench.profiling.suite_job import save_job_latency
 
         save_job_latency(store.dir, record.job_id, output.latency)
-    return replace(record, predictions_path=str(pred_path.relative_to(store.dir)),
+    if output.external_csv:
+        record = replace(record, external=save_external(store, record, output.external_csv))
+    return replace(record, predictions_path=str(pred_path.relative_to(store.dir)) if pred_path else None,
                    checkpoint_path=str(ckpt.relative_to(store.dir)) if ckpt else None)
 
 

@@ -13,6 +13,7 @@ import torch
 
 import cxrbench
 from cxrbench.data.prepare import PreparedData, prepare_data
+from cxrbench.data.external import attach_external, load_external_sets
 from cxrbench.engine.baselines import baseline_records
 from cxrbench.engine.device import resolve_device
 from cxrbench.engine.environment import environment, git_commit
@@ -134,8 +135,15 @@ def run_suite(suite_path: str | Path, overrides: list[str] | tuple[str, ...] = (
     root = Path(results_root) if results_root else default_results_root()
 
     with progress:
-        data = prepare_data(suite, registry, progress, strict=strict)
-        jobs = plan_jobs(suite, len(data.folds))
+        if suite.profile.only:  # build and profile each model, train none (cxrbench/engine/profile_only.py)
+            from cxrbench.engine.profile_only import plan_profile_jobs, prepare_profile_data
+
+            data = prepare_profile_data(suite, registry, progress, strict=strict)
+            jobs = plan_profile_jobs(suite)
+        else:
+            external = load_external_sets(suite, registry, progress, strict=strict)  # a bad label map fails first
+            data = attach_external(prepare_data(suite, registry, progress, strict=strict), external)
+            jobs = plan_jobs(suite, len(data.folds))
         if resume:
             store = RunStore.open(resume, root)
             old = store.read_header()
@@ -158,7 +166,7 @@ def run_suite(suite_path: str | Path, overrides: list[str] | tuple[str, ...] = (
         header["executor"] = runner.describe()
         store.write_header(header)
 
-        if suite.metrics.baselines:
+        if suite.metrics.baselines and not suite.profile.only:
             baseline_records(suite, data, registry, store, done)
         info = RunInfo(store.run_id, store.dir, suite.name, header["suite"], [j.id for j in jobs], header)
         _notify(registry.pm.hook.on_run_start, run=info)
@@ -173,6 +181,10 @@ def run_suite(suite_path: str | Path, overrides: list[str] | tuple[str, ...] = (
         try:
             with closing(runner.run(todo, ctx)) as finished:
                 for job, record in finished:
+                    if suite.profile.only:
+                        from cxrbench.engine.profile_only import as_profile_record
+
+                        record = as_profile_record(record)
                     _finish(record, store, progress, registry, info)
                     outcome.records.append(record)
                     if record.status != "ok":

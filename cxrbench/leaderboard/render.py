@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cxrbench.leaderboard.table import LOWER_IS_BETTER, RESEARCH_NOTICE, SYNTHETIC_NOTICE, Board
+from cxrbench.leaderboard.external import delta_col, ext_col
+from cxrbench.leaderboard.table import LOWER_IS_BETTER, RESEARCH_NOTICE, SYNTHETIC_NOTICE, Board, is_profile_only
 
 FORMATS = ("terminal", "markdown", "csv", "html", "latex", "json")
 
@@ -37,15 +38,19 @@ def display_frame(board: Board) -> pd.DataFrame:
     """Human-formatted columns, in leaderboard order."""
     out = []
     devices, latency = _latency_by_model(board)
+    profile_only = is_profile_only(board.rows)  # nothing trained: cost and latency columns only
     for rank, row in enumerate(board.rows.to_dict("records"), start=1):
         shown: dict[str, Any] = {"#": rank, "model": row["model"], "runs": row["n"]}
-        for m in board.metrics:
+        for m in [] if profile_only else board.metrics:
             shown[f"{m} {_arrow(m)}"] = _pm(row[f"{m}_mean"], row[f"{m}_std"], row["n"])
             if m == board.primary:
                 lo, hi = row["ci_low"], row["ci_high"]
                 shown["95% CI"] = "" if math.isnan(lo) else f"[{lo:.4f}, {hi:.4f}]"
+        if not profile_only:
+            shown.update(_external_cells(board, row))
         p = row.get("p_vs_top", math.nan)
-        shown["p vs #1"] = "" if p is None or math.isnan(p) else f"{p:.3f}"
+        if not profile_only:
+            shown["p vs #1"] = "" if p is None or math.isnan(p) else f"{p:.3f}"
         shown["params ↓"] = _count(row.get("params"), 1e6, "M")
         shown["MACs ↓"] = _count(row.get("macs"), 1e6, "M")
         for device in devices:
@@ -54,6 +59,23 @@ def display_frame(board: Board) -> pd.DataFrame:
                 f"{median:.2f} / {p90:.2f}" + (" ~" if unstable else "")
         out.append(shown)
     return pd.DataFrame(out)
+
+
+def _external_cells(board: Board, row: dict[str, Any]) -> dict[str, str]:
+    """``<primary> ext:<name>`` (mean ± std) and ``Δ <name>`` (external minus internal) per external set."""
+    out = {}
+    for name in board.external:
+        mean = row.get(ext_col(name, board.primary, "mean"), math.nan)
+        out[f"{board.primary} ext:{name}"] = _pm(mean, row.get(ext_col(name, board.primary, "std"), 0.0), row["n"])
+        delta = row.get(delta_col(name, board.primary))
+        out[f"Δ {name}"] = "" if delta is None or math.isnan(delta) else f"{delta:+.4f}"
+    return out
+
+
+def external_note(board: Board) -> str:
+    """What the external columns are."""
+    return (f"ext:NAME = {board.primary} of the same trained models on external test set NAME (suite "
+            f"external_test; never trained on); Δ NAME = external minus internal test {board.primary}")
 
 
 def _latency_by_model(board: Board) -> tuple[list[str], dict[str, dict[str, tuple[float, float, bool]]]]:
@@ -116,7 +138,8 @@ def latency_note(board: Board) -> str:
 
 def title(board: Board) -> str:
     flag = f" [{SYNTHETIC_NOTICE}]" if board.synthetic else ""
-    return f"{board.suite} (dataset {board.dataset}; ranked by {board.primary}){flag}"
+    ranked = "MACs; profile only, nothing trained" if is_profile_only(board.rows) else board.primary
+    return f"{board.suite} (dataset {board.dataset}; ranked by {ranked}){flag}"
 
 
 def _rich_table(df: pd.DataFrame, heading: str) -> Table:
@@ -132,12 +155,15 @@ def render_terminal(boards: list[Board], console: Console | None = None, referen
     console = console or Console()
     for board in boards:
         console.print(_rich_table(display_frame(board), title(board)))
+        stats = "" if is_profile_only(board.rows) else (
+            "; 95% CI = bootstrap over test images; p vs #1 = paired bootstrap on the same test images"
+            + ("" if len(board.rows) == 0 or board.rows["n"].max() == 1 else ", averaged over runs"))
         console.print(f"runs: {', '.join(board.runs)}; params/MACs at the suite's input size "
-                      f"(MACs = multiply-accumulates, FLOPs = 2 x MACs; ptflops aten backend); "
-                      f"95% CI = bootstrap over test images; p vs #1 = paired bootstrap on the same test images" + ("" if len(board.rows) == 0 or board.rows["n"].max() == 1
-                                                                else ", averaged over runs"))
+                      f"(MACs = multiply-accumulates, FLOPs = 2 x MACs; ptflops aten backend){stats}")
         if board.latency_setting:
             console.print(latency_note(board))
+        if board.external:
+            console.print(escape(external_note(board)))
         for f in board.failed:
             console.print(f"[red]failed[/red] {escape(f['job'])}: {escape(f['error'])}")
         console.print(notices(board))
@@ -156,7 +182,7 @@ def render_terminal(boards: list[Board], console: Console | None = None, referen
 
 def to_json_data(boards: list[Board]) -> list[dict[str, Any]]:
     return [{"suite": b.suite, "dataset": b.dataset, "synthetic": b.synthetic, "primary": b.primary,
-             "higher_is_better": b.higher_is_better, "runs": b.runs, "metrics": b.metrics,
+             "higher_is_better": b.higher_is_better, "runs": b.runs, "metrics": b.metrics, "external": b.external,
              "rows": json.loads(b.rows.to_json(orient="records")), "failed": b.failed,
              "reference": b.reference, "notice": notices(b), "latency_setting": b.latency_setting,
              "latency": json.loads(b.latency.to_json(orient="records")) if b.latency is not None else [],
@@ -174,7 +200,8 @@ def render_text(boards: list[Board], fmt: str) -> str:
         if fmt == "markdown":
             df = df.assign(reproduce=[f"`{c}`" for c in board.rows.reproduce]) if not board.rows.empty else df
             parts.append(f"### {title(board)}\n\n" + df.to_markdown(index=False) + f"\n\n{notices(board)}"
-                         + (f"\n\n{latency_note(board)}" if board.latency_setting else ""))
+                         + (f"\n\n{latency_note(board)}" if board.latency_setting else "")
+                         + (f"\n\n{external_note(board)}" if board.external else ""))
             if comp is not None:
                 parts.append(f"#### vs the paper: {board.reference.get('source', '')}\n\n" + comp.to_markdown(index=False))
         elif fmt == "csv":

@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 
 from cxrbench.errors import ResultsError
+from cxrbench.leaderboard.external import external_columns, external_names
 from cxrbench.results.records import JobRecord
-from cxrbench.results.store import RunStore, iter_runs
+from cxrbench.results.store import iter_runs
 
 LOWER_IS_BETTER = {"loss", "brier", "ece"}
 RESEARCH_NOTICE = "Research benchmark, not clinical validation."
@@ -46,6 +47,8 @@ class Board:
     latency: pd.DataFrame | None = None
     """Per (model, device): median/p90 ms of one setting (:func:`cxrbench.leaderboard.latency.attach_latency`)."""
     latency_setting: str = ""
+    external: list[str] = field(default_factory=list)
+    """Names of the suite's external test sets (columns: :mod:`cxrbench.leaderboard.external`)."""
 
     def comparison(self) -> pd.DataFrame:
         """Ours vs the paper's figure for every (model, metric) the suite's reference block has.
@@ -148,6 +151,7 @@ def _board(suite: str, runs: list[RunData], significance: bool = True) -> Board:
             where[id(rec)] = r.path
             origin[rec.model] = r.header
     ok = [rec for rec in jobs.values() if rec.status == "ok"]
+    ext_names = external_names(cfg, ok)
     failed = [{"model": rec.model, "job": rec.job_id, "error": rec.error or ""}
               for rec in jobs.values() if rec.status != "ok"]
     rows = []
@@ -161,6 +165,7 @@ def _board(suite: str, runs: list[RunData], significance: bool = True) -> Board:
             row[f"{m}_ci_low"] = float(np.mean([c[0] for c in cis])) if cis else math.nan
             row[f"{m}_ci_high"] = float(np.mean([c[1] for c in cis])) if cis else math.nan
         row["ci_low"], row["ci_high"] = row[f"{primary}_ci_low"], row[f"{primary}_ci_high"]
+        row.update(external_columns(recs, ext_names, metrics, row))
         row["params"] = recs[0].cost.get("params")
         row["macs"] = recs[0].cost.get("macs")
         row["train_seconds"] = float(np.mean([rec.train_seconds for rec in recs]))
@@ -169,13 +174,21 @@ def _board(suite: str, runs: list[RunData], significance: bool = True) -> Board:
         rows.append(row)
     higher = primary not in LOWER_IS_BETTER
     df = pd.DataFrame(rows)
-    if not df.empty:
+    if is_profile_only(df):  # built and profiled, never trained: no metric to rank by, cheapest first
+        df = df.sort_values(["macs", "params"], na_position="last", kind="stable").reset_index(drop=True)
+        df["p_vs_top"] = math.nan
+    elif not df.empty:
         df = df.sort_values(f"{primary}_mean", ascending=not higher, na_position="last").reset_index(drop=True)
         df["p_vs_top"] = _p_values(df, ok, where, cfg, primary, higher) if significance else math.nan
     return Board(suite=suite, primary=primary, higher_is_better=higher, metrics=metrics, rows=df,
                  runs=[r.path.name for r in runs], synthetic=any(r.header.get("synthetic") for r in runs),
                  dataset=cfg["dataset"]["name"], failed=failed, reference=cfg.get("reference"),
-                 notice=cfg.get("notice") or "")
+                 notice=cfg.get("notice") or "", external=ext_names)
+
+
+def is_profile_only(rows: pd.DataFrame) -> bool:
+    """True for the rows of a profile-only run (``profile.only``): cost and latency, no metrics."""
+    return not rows.empty and "kind" in rows and bool((rows["kind"] == "profile").all())
 
 
 def _p_values(df: pd.DataFrame, ok: list[JobRecord], where: dict[int, Path], cfg: dict[str, Any], primary: str,
@@ -215,7 +228,7 @@ def reproduce_command(header: dict[str, Any], model: str, kind: str = "model") -
     parts = ["cxrbench", "run", header.get("suite_path") or f"<{header.get('suite_name')}.yaml>"]
     for assignment in header.get("overrides") or []:
         parts += ["--set", assignment]
-    if kind == "model":
+    if kind in ("model", "profile"):
         parts += ["--models", model]
     sha = (header.get("protocol_sha256") or "")[:12]
     return " ".join(shlex.quote(p) for p in parts) + (f"  # protocol sha256 {sha}" if sha else "")

@@ -9,9 +9,13 @@ pure functions of the arrays they are given. A threshold ``t`` predicts positive
   distinct validation scores). Ties go to the threshold closest to 0.5, then to the higher one.
 * ``sensitivity``: the highest threshold whose validation sensitivity is ``>= level`` (a screening
   operating point: as few false positives as possible while missing at most ``1 - level``).
+* ``specificity``: the lowest threshold whose validation specificity is ``>= level`` (as many
+  positives found as possible while flagging at most ``1 - level`` of the negatives). When even the
+  highest score gives too many false positives, the threshold is just above that score
+  (``np.nextafter``), so nothing in validation is predicted positive.
 
-``youden`` and ``sensitivity`` return an observed score (as ``sklearn.metrics.roc_curve`` does), so
-any test score tied with it is predicted positive.
+``youden``, ``sensitivity`` and ``specificity`` return an observed score (as
+``sklearn.metrics.roc_curve`` does), so any test score tied with it is predicted positive.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import numpy as np
 
 from cxrbench.metrics.operating_point import EPS, roc_points
 
-RULES = ("fixed", "youden", "sensitivity")
+RULES = ("fixed", "youden", "sensitivity", "specificity")
+LEVEL_RULES = ("sensitivity", "specificity")
+"""Rules that need a target ``level``."""
 DEFAULT_THRESHOLD = 0.5
 
 
@@ -37,9 +43,10 @@ def _binary_inputs(y_true: np.ndarray, prob_pos: np.ndarray) -> tuple[np.ndarray
 def fit_threshold(rule: str, y_true: np.ndarray, prob_pos: np.ndarray, level: float | None = None) -> float:
     """Fit a decision threshold on validation labels ``y_true`` (0/1) and scores ``prob_pos``.
 
-    ``level`` is the threshold for ``fixed`` (default 0.5) and the target sensitivity in (0, 1] for
-    ``sensitivity``; ``youden`` ignores it. Raises ``ValueError`` for an unknown rule, a bad level,
-    or validation data the rule cannot use (``youden`` needs both classes, ``sensitivity`` positives).
+    ``level`` is the threshold for ``fixed`` (default 0.5) and the target rate in (0, 1] for
+    ``sensitivity`` / ``specificity``; ``youden`` ignores it. Raises ``ValueError`` for an unknown
+    rule, a bad level, or validation data the rule cannot use (``youden`` needs both classes,
+    ``sensitivity`` positives, ``specificity`` negatives).
     """
     if rule not in RULES:
         raise ValueError(f"unknown threshold rule {rule!r}; choose one of {', '.join(RULES)}")
@@ -48,13 +55,18 @@ def fit_threshold(rule: str, y_true: np.ndarray, prob_pos: np.ndarray, level: fl
         if not 0.0 <= t <= 1.0:
             raise ValueError(f"a fixed threshold must lie in [0, 1], got {t}")
         return t
-    if rule == "sensitivity" and (level is None or not 0.0 < level <= 1.0):
-        raise ValueError(f"rule 'sensitivity' needs a level in (0, 1], got {level}")
+    if rule in LEVEL_RULES and (level is None or not 0.0 < level <= 1.0):
+        raise ValueError(f"rule {rule!r} needs a level in (0, 1], got {level}")
     y, prob = _binary_inputs(y_true, prob_pos)
     thresholds, tps, fps = roc_points(prob, y)
     n_pos, n_neg = y.sum(), (~y).sum()
     if rule == "youden" and (n_pos == 0 or n_neg == 0):
         raise ValueError("rule 'youden' needs both classes in the validation labels")
+    if rule == "specificity":
+        if n_neg == 0:
+            raise ValueError("rule 'specificity' needs at least one negative in the validation labels")
+        ok = np.flatnonzero(1.0 - fps[0] / n_neg >= level - EPS)  # a prefix: specificity falls as t does
+        return float(thresholds[ok[-1]]) if ok.size else float(np.nextafter(thresholds[0], np.inf))
     if n_pos == 0:
         raise ValueError("rule 'sensitivity' needs at least one positive in the validation labels")
     sens = tps[0] / n_pos
@@ -70,7 +82,8 @@ def fit_thresholds_per_label(rule: str, y_true: np.ndarray, prob: np.ndarray, le
                              fallback: float | None = DEFAULT_THRESHOLD) -> np.ndarray:
     """:func:`fit_threshold` for each column of multilabel ``(N, K)`` labels and probabilities.
 
-    A label the rule cannot be fitted on (no positives, or one class only for ``youden``) gets
+    A label the rule cannot be fitted on (no positives for ``sensitivity``, no negatives for
+    ``specificity``, one class only for ``youden``) gets
     ``fallback``; with ``fallback=None`` the ``ValueError`` propagates. Returns ``(K,)`` thresholds.
     """
     y, p = np.asarray(y_true), np.asarray(prob)
@@ -79,7 +92,9 @@ def fit_thresholds_per_label(rule: str, y_true: np.ndarray, prob: np.ndarray, le
     out = np.empty(y.shape[1])
     for k in range(y.shape[1]):
         labels = y[:, k]
-        fittable = rule == "fixed" or (labels.any() and (rule != "youden" or not labels.all()))
+        fittable = (rule == "fixed" or (rule == "sensitivity" and labels.any())
+                    or (rule == "specificity" and not labels.all())
+                    or (rule == "youden" and labels.any() and not labels.all()))
         if not fittable and fallback is not None:
             out[k] = fallback
         else:

@@ -160,11 +160,8 @@ def _checkpoints(args: argparse.Namespace, suite: Any) -> dict[str, tuple[Path, 
     from cxrbench.results.store import RunStore, default_results_root
 
     store = RunStore.open(args.run, args.results or default_results_root())
-    out: dict[str, tuple[Path, str, str]] = {}
-    for rec in sorted(store.records(), key=lambda r: (r.fold, r.seed)):
-        if rec.status == "ok" and rec.checkpoint_path and rec.model not in out:
-            out[rec.model] = (store.dir / rec.checkpoint_path, store.run_id, rec.job_id)
-    return out
+    return {model: (store.dir / rec.checkpoint_path, store.run_id, rec.job_id)
+            for model, rec in store.first_checkpoints().items()}
 
 
 def profile_command(args: argparse.Namespace) -> int:

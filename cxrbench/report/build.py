@@ -132,19 +132,6 @@ def gradcam_picks(pred: Predictions, per_class: int) -> list[tuple[int, int]]:
     return picks
 
 
-def reliability_curve_fn() -> Any:
-    """``cxrbench.metrics``' ``reliability_curve`` when this version has one, else None."""
-    import cxrbench.metrics as metrics
-
-    if hasattr(metrics, "reliability_curve"):
-        return metrics.reliability_curve
-    try:
-        from cxrbench.metrics.calibration import reliability_curve
-    except ImportError:
-        return None
-    return reliability_curve
-
-
 class _Report:
     """State shared by the sections of one report."""
 
@@ -298,13 +285,14 @@ class _Report:
         accuracy = report.get("accuracy")
         return {"table": _table(pd.DataFrame(rows)), "accuracy": _fmt(accuracy) if accuracy is not None else None}
 
-    def reliability(self, pred: Predictions, s: str, label: str) -> dict[str, Any] | None:
-        fn = reliability_curve_fn()
-        if fn is None:
-            return None
-        curve = fn(pred)
-        path = plots.reliability_plot(curve, "reliability (test)", self.out / f"reliability-{s}.png")
-        return {"figure": _figure(path, f"reliability-{s}", f"reliability diagram of {label}")}
+    def reliability(self, pred: Predictions, s: str, label: str) -> dict[str, Any]:
+        from cxrbench.report.calibration import reliability_data
+
+        data = reliability_data(pred)
+        path = plots.reliability_plot(data["curve"], f"reliability ({data['kind']}), test",
+                                      self.out / f"reliability-{s}.png", data["xlabel"], data["ylabel"])
+        return {"figure": _figure(path, f"reliability-{s}", f"reliability diagram of {label}: {data['caption']}"),
+                "ece": data["ece"]}
 
     def misclassified(self, df: pd.DataFrame, pred: Predictions, s: str) -> dict[str, Any]:
         errors = most_confident_errors(df, pred, self.n_misclassified)
@@ -508,6 +496,9 @@ def build_report(run: str | Path, out_dir: str | Path | None = None, *, results_
         "suite_text": report.suite_text(), "suite_error": report.suite_error,
         "gradcam_enabled": gradcam,
     }
+    from cxrbench.probes.report import probes_context  # `cxrbench probe` writes <run>/probes.json
+
+    context["probes"] = probes_context(store.dir, store.run_id)
     index = out / "index.html"
     index.write_text(render_html(context), encoding="utf-8")
     return index

@@ -75,6 +75,7 @@ created {{ header.created_at }} &middot; dataset {{ header.dataset.name if heade
 {% if board.comparison %}<a href="#paper-comparison">vs the paper</a>{% endif %}
 {% for m in models %}<a href="#model-{{ m.slug }}">{{ m.label }}</a>{% endfor %}
 <a href="#tradeoff">cost trade-off</a>
+{% if probes %}<a href="#probes">shortcut probes</a>{% endif %}
 <a href="#environment">environment</a>
 <a href="#suite">suite</a>
 </nav>
@@ -198,6 +199,27 @@ activations are negative everywhere), common for an undertrained model.{% endif 
 <div class="scroll">{{ m.jobs | safe }}</div></details>
 </section>
 {% endfor %}
+
+{% if probes %}
+<section id="probes">
+<h2>Shortcut probes</h2>
+{% if probes.exists %}
+<p class="muted">{{ probes.rule }} &middot; written {{ probes.created_at }} by <code>cxrbench probe</code></p>
+<div class="scroll"><table class="table probes"><thead><tr><th>model</th><th>job</th><th>{{ probes.primary }}</th>
+<th>lungs masked</th><th>centre only</th><th>majority</th><th>margin kept</th><th>verdict</th></tr></thead><tbody>
+{% for r in probes.rows %}{% if r.skipped %}<tr><td>{{ r.model }}</td><td colspan="7" class="muted">skipped: {{ r.skipped }}</td></tr>
+{% else %}<tr><td>{{ r.model }}</td><td>{{ r.job }}</td><td>{{ r.original }}</td><td>{{ r.lungs_masked }}</td>
+<td>{{ r.center_only }}</td><td>{{ r.majority }}</td><td>{{ r.kept }}</td>
+<td class="{{ 'bad' if r.flagged else 'ok' }}">{{ 'FLAGGED' if r.flagged else r.verdict.split(':')[0] }}</td></tr>
+{% endif %}{% endfor %}</tbody></table></div>
+{% for r in probes.rows %}{% if r.flagged %}<p class="note">{{ r.model }}: {{ r.verdict }}</p>{% endif %}{% endfor %}
+<h3>Source probe</h3>
+{% if probes.source.status == "ok" %}
+<p class="{{ 'note' if probes.source.warning else 'ok' }}">{{ probes.source.message }} (source: {{ probes.source.origin }})</p>
+{% else %}<p class="muted">skipped: {{ probes.source.message }}</p>{% endif %}
+{% else %}<p class="note">{{ probes.hint }}</p>{% endif %}
+</section>
+{% endif %}
 
 <section id="tradeoff">
 <h2>Accuracy vs cost</h2>

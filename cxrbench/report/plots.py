@@ -136,7 +136,8 @@ def image_grid(images: list[np.ndarray], captions: list[str], path: Path, ncols:
     return _save(fig, path)
 
 
-def reliability_plot(curve: dict[str, Any], title: str, path: Path) -> Path:
+def reliability_plot(curve: dict[str, Any], title: str, path: Path, xlabel: str = "confidence",
+                     ylabel: str = "accuracy / positive rate") -> Path:
     """Reliability diagram: accuracy per confidence bin against the diagonal, bin counts below."""
     edges = np.asarray(curve["bin_edges"], dtype=float)
     acc = np.asarray(curve["accuracy"], dtype=float)
@@ -151,13 +152,13 @@ def reliability_plot(curve: dict[str, Any], title: str, path: Path) -> Path:
     top.plot(conf[filled], acc[filled], "o", color="tab:orange", markersize=3, label="mean confidence")
     top.plot([0, 1], [0, 1], "--", color="gray", linewidth=1, label="perfect calibration")
     top.set_ylim(0, 1)
-    top.set_ylabel("accuracy / positive rate")
+    top.set_ylabel(ylabel)
     top.set_title(title)
     top.legend(fontsize=7, loc="upper left")
     top.grid(True, alpha=0.3)
     bottom.bar(centers, count, width=width, color="tab:gray", edgecolor="black", linewidth=0.5)
     bottom.set_xlim(0, 1)
-    bottom.set_xlabel("confidence")
+    bottom.set_xlabel(xlabel)
     bottom.set_ylabel("count")
     fig.tight_layout()
     return _save(fig, path)

@@ -41,9 +41,16 @@ class JobRecord:
     n_train: int = 0
     n_val: int = 0
     n_test: int = 0
+    threshold: dict[str, Any] | None = None
+    """Decision threshold applied to the test predictions (suite ``metrics.threshold``): ``rule``,
+    ``level``, ``value`` (a float, or one per label), ``fitted_on`` (``"val"``, or None for ``fixed``)
+    and ``n_val``; None for multiclass (argmax) and for records written before thresholds existed."""
     synthetic: bool = False
     started_at: str = ""
     finished_at: str = ""
+    external: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Suite ``external_test`` name -> ``metrics``, ``ci``, ``n``, ``dropped``, ``predictions_path``, ...
+    (:mod:`cxrbench.engine.external`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -129,6 +129,14 @@ class RunStore:
                 raise ResultsError(f"{path}: unreadable record: {exc}") from None
         return out
 
+    def first_checkpoints(self) -> dict[str, JobRecord]:
+        """model label -> the record of its first ok job (lowest fold, then seed) that saved a checkpoint."""
+        out: dict[str, JobRecord] = {}
+        for rec in sorted(self.records(), key=lambda r: (r.fold, r.seed)):
+            if rec.status == "ok" and rec.checkpoint_path and rec.model not in out:
+                out[rec.model] = rec
+        return out
+
     def finished_jobs(self) -> set[str]:
         """Jobs whose record says ``ok`` (``--resume`` skips these; failed jobs run again)."""
         return {r.job_id for r in self.records() if r.status == "ok"}

@@ -69,6 +69,20 @@ def check_suite(suite: Suite, registry: Registry, source: str) -> None:
         except UnknownNameError:
             problems.append(f"  train.early_stopping.monitor: {monitor!r} is neither val_loss nor a metric name")
 
+    latency = suite.profile.latency
+    if (latency.enabled or suite.profile.only) and getattr(registry, "pm", None) is not None:
+        from cxrbench.profiling.runtimes import latency_backends
+
+        known = latency_backends(registry)
+        for i, runtime in enumerate(latency.runtimes):
+            if runtime not in known:
+                problems.append(f"  profile.latency.runtimes[{i}]: unknown latency runtime {runtime!r} "
+                                f"(registered: {', '.join(known)})")
+
+    from cxrbench.engine.thresholding import threshold_problems
+
+    problems += [f"  {p}" for p in threshold_problems(suite)]
+
     if suite.reference is not None:
         labels = {m.key for m in suite.models}
         for model in suite.reference.models:

@@ -180,4 +180,12 @@ def sha256_of(data: Any) -> str:
 def protocol_hash(suite: Suite) -> str:
     """Hash of the fields that define how each job runs (not which models, seeds or references)."""
     data = {k: v for k, v in resolved_dict(suite).items() if k not in NON_PROTOCOL_FIELDS}
+    # Fields added after the first release hash only when set away from their defaults, so a suite
+    # that does not use them keeps its hash (and its runs stay resumable and mergeable).
+    if not data.get("external_test"):
+        data.pop("external_test", None)
+    if data.get("metrics", {}).get("threshold") == {"rule": "fixed", "value": 0.5, "level": None}:
+        data["metrics"] = {k: v for k, v in data["metrics"].items() if k != "threshold"}
+    if suite.profile.only:  # untrained profiles never resume or merge with a training run of the suite
+        data["profile_only"] = True
     return sha256_of(data)

@@ -225,12 +225,38 @@ class ModelEntry(Strict):
         return self.label or self.name
 
 
+class ThresholdConfig(Strict):
+    """How binary / multilabel probabilities become predictions (multiclass always takes the argmax).
+
+    Every rule but ``fixed`` is fitted on each fold's validation predictions of the trained model
+    (per label for multilabel) and applied unchanged to test; see :mod:`cxrbench.metrics.thresholds`.
+    """
+
+    rule: Literal["fixed", "youden", "sensitivity", "specificity"] = Field(
+        "fixed", description="fixed: `value`; youden: max sensitivity + specificity - 1 on validation; "
+                             "sensitivity / specificity: reach `level` on validation.")
+    value: float = Field(0.5, ge=0, le=1, description="fixed: positive when the probability is >= value.")
+    level: float | None = Field(None, gt=0, le=1, description="sensitivity / specificity: the validation rate "
+                                                              "the threshold must reach.")
+
+    @model_validator(mode="after")
+    def _level_fits_rule(self) -> "ThresholdConfig":
+        needs_level = self.rule in ("sensitivity", "specificity")
+        if needs_level and self.level is None:
+            raise ValueError(f"rule {self.rule!r} needs a level, e.g. level: 0.9")
+        if not needs_level and self.level is not None:
+            raise ValueError(f"level is only used by the sensitivity and specificity rules, not {self.rule!r}")
+        return self
+
+
 class MetricsConfig(Strict):
     primary: str = "accuracy"
     report: list[str] = Field(default_factory=lambda: ["accuracy", "precision", "recall", "f1", "roc_auc"])
     bootstrap: int = Field(1000, ge=0, description="Bootstrap resamples for the 95% CI (0 = off).")
     confidence: float = Field(0.95, gt=0, lt=1)
     baselines: bool = Field(True, description="Also score majority-class and stratified-random predictors.")
+    threshold: ThresholdConfig = Field(default_factory=ThresholdConfig, description=(
+        "Decision threshold of binary / multilabel tasks, fitted on validation (recorded per job)."))
 
 
 class ProfileConfig(Strict):
@@ -240,6 +266,9 @@ class ProfileConfig(Strict):
     latency: LatencyConfig = Field(default_factory=LatencyConfig, description=(
         "Latency profiling of each trained model after evaluation (`enabled: true` to turn on; method in "
         "cxrbench/profiling/README.md)."))
+    only: bool = Field(False, description=(
+        "Profile-only suite: build every model (untrained, or its pretrained/weights), never train it, and "
+        "profile it with `latency` (enabled or not); one `kind: profile` record per model."))
 
 
 class ReferenceConfig(Strict):
@@ -269,6 +298,28 @@ class ExecutorConfig(Strict):
                                     "worker memory-map the image cache entry from a path every node shares.")
 
 
+class ExternalTestConfig(Strict):
+    """A dataset every trained model is also evaluated on (never trained or tuned on).
+
+    Rules of ``label_map`` (external name -> suite class, null = drop the rows having it) are in
+    :mod:`cxrbench.data.external`.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                      description="Label of the leaderboard columns (ext:<name>); unique per suite.")
+    dataset: DatasetConfig
+    task: TaskType | None = Field(
+        None, description="Task to load the external dataset as (default: the suite's task when the dataset "
+                          "supports it, else the dataset's first task, e.g. chestxray14: multilabel).")
+    classes: list[str] | None = Field(
+        None, description="Class/label names to ask the external dataset for (default: its own full list).")
+    split: Literal["test", "all"] = Field(
+        "test", description="test = the dataset's official test rows (every row when it ships no official "
+                            "split); all = every row.")
+    label_map: dict[str, str | None] = Field(
+        min_length=1, description="External class/label name -> suite class name; null drops those rows.")
+
+
 class Suite(Strict):
     """A benchmark protocol."""
 
@@ -287,6 +338,8 @@ class Suite(Strict):
     profile: ProfileConfig = Field(default_factory=ProfileConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     reference: ReferenceConfig | None = None
+    external_test: list[ExternalTestConfig] = Field(
+        default_factory=list, description="External test sets: every trained model is also scored on each.")
 
     @field_validator("seeds", mode="before")
     @classmethod
@@ -312,6 +365,14 @@ class Suite(Strict):
             if m.key in seen:
                 raise ValueError(f"model label {m.key!r} appears twice; give one a distinct `label:`")
             seen.add(m.key)
+        return self
+
+    @model_validator(mode="after")
+    def _unique_external_names(self) -> "Suite":
+        names = [e.name for e in self.external_test]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"external_test names must be unique; {twice} appear more than once")
         return self
 
     def model_train(self, entry: ModelEntry) -> TrainConfig:

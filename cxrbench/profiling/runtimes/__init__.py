@@ -12,7 +12,7 @@ from cxrbench.specs import LatencyBackendSpec
 
 def latency_backends(registry: Any = None) -> dict[str, LatencyBackendSpec]:
     """Every registered latency backend by name (``registry`` defaults to the process-wide one)."""
-    if registry is None:
+    if registry is None or getattr(registry, "pm", None) is None:  # Ray workers' portable registry has no pm
         from cxrbench.plugins import get_registry
 
         registry = get_registry()

@@ -1,0 +1,111 @@
+"""Score a trained model (or a baseline) on the suite's external test sets (:mod:`cxrbench.data.external`).
+
+Each set gets the suite's metrics with bootstrap CIs (the same :func:`score` as the internal test
+split) and a predictions CSV in the one format, at ``<run>/external/<name>/<job>.csv``.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from cxrbench.data.external import ExternalSet
+from cxrbench.data.prepare import PreparedData
+from cxrbench.engine.evaluation import score, write_predictions
+from cxrbench.engine.trainer import Batches, Trainer
+from cxrbench.plugins import Registry
+from cxrbench.results.records import JobRecord
+from cxrbench.results.store import RunStore
+from cxrbench.specs import Predictions
+from cxrbench.suite.schema import Suite
+
+EXTERNAL_DIR = "external"
+
+
+def external_predictions_path(store: RunStore, name: str, job: str) -> Path:
+    """Where a job's predictions on external set ``name`` go."""
+    return store.dir / EXTERNAL_DIR / name / f"{job}.csv"
+
+
+def external_batches(ext: ExternalSet, batches: Batches, task: str) -> Batches:
+    """The external set as model input: the main data's normalisation and evaluation transform."""
+    with warnings.catch_warnings():  # arrays from Ray's object store are read-only; rows are only copied out
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        images = torch.from_numpy(ext.images)
+        labels = torch.as_tensor(ext.labels)
+    labels = labels.float() if task == "multilabel" else labels.long()
+    return Batches(images, labels, batches.mean, batches.std, None, batches.eval_transform)
+
+
+def _scored(ext: ExternalSet, pred: Predictions, suite: Suite, registry: Registry, seed: int,
+            seconds: float) -> tuple[dict[str, Any], bytes]:
+    """The record entry and the predictions CSV bytes of one set."""
+    m = suite.metrics
+    scores = score(pred, m.report, m.primary, registry, m.bootstrap, m.confidence, seed=seed)
+    with tempfile.TemporaryDirectory(prefix="cxrbench-") as tmp:
+        path = Path(tmp) / "predictions.csv"
+        write_predictions(path, pred, ext.ids, ext.patient_ids)
+        csv = path.read_bytes()
+    entry = {"dataset": ext.dataset, "rows": ext.rows, "n": len(ext), "n_rows": ext.n_rows,
+             "dropped": dict(ext.dropped), "metrics": scores["metrics"], "ci": scores["ci"],
+             "confusion_matrix": scores["confusion_matrix"], "seconds": seconds, "predictions_path": None}
+    return entry, csv
+
+
+def evaluate_external(trainer: Trainer, data: PreparedData, batches: Batches, suite: Suite, registry: Registry,
+                      seed: int, threshold: dict[str, Any] | None = None
+                      ) -> tuple[dict[str, dict[str, Any]], dict[str, bytes]]:
+    """The trained model of ``trainer`` on every external set: record entries and CSV bytes, by name.
+
+    ``threshold`` is the job's validation-fitted decision threshold, applied as on the internal test set.
+    """
+    from cxrbench.engine.thresholding import apply_decision_threshold
+
+    entries, csvs = {}, {}
+    for ext in data.external:
+        t0 = time.perf_counter()
+        view = copy.copy(trainer)  # same model and settings, other rows
+        view.data = external_batches(ext, batches, suite.task.type)
+        pred = apply_decision_threshold(view.predict(np.arange(len(ext))), threshold)
+        entries[ext.name], csvs[ext.name] = _scored(ext, pred, suite, registry, seed, time.perf_counter() - t0)
+    return entries, csvs
+
+
+def save_external(store: RunStore, record: JobRecord, csvs: dict[str, bytes]) -> dict[str, dict[str, Any]]:
+    """Write a job's external predictions CSVs; its ``external`` entries with their paths."""
+    from cxrbench.engine.job import _write_bytes_atomic
+
+    out = {}
+    for name, entry in record.external.items():
+        if name in csvs:
+            path = external_predictions_path(store, name, record.job_id)
+            _write_bytes_atomic(path, csvs[name])
+            entry = entry | {"predictions_path": str(path.relative_to(store.dir))}
+        out[name] = entry
+    return out
+
+
+def baseline_external(suite: Suite, data: PreparedData, registry: Registry, store: RunStore, job: str, seed: int,
+                      predict: Callable[[int, np.random.Generator], tuple[np.ndarray, np.ndarray]],
+                      rng_key: tuple[int, ...]) -> dict[str, dict[str, Any]]:
+    """A baseline (``predict(n, rng) -> (prob, pred)``, fitted on training rows) on every external set."""
+    out = {}
+    for i, ext in enumerate(data.external):
+        rng = np.random.default_rng([*rng_key, 1000 + i])  # its own stream: internal baseline rows unchanged
+        prob, y_pred = predict(len(ext), rng)
+        pred = Predictions(ext.labels, prob, y_pred, suite.task.type, tuple(suite.task.classes),
+                           suite.task.positive_index)
+        entry, csv = _scored(ext, pred, suite, registry, seed, 0.0)
+        entry["metrics"] = {k: v for k, v in entry["metrics"].items() if k != "loss"}
+        path = external_predictions_path(store, ext.name, job)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(csv)
+        out[ext.name] = entry | {"predictions_path": str(path.relative_to(store.dir))}
+    return out
