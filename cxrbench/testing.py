@@ -255,3 +255,21 @@ def check_plugin(module_or_plugin: Any, **kwargs: Any) -> list[str]:
     for spec in specs:
         check_model_spec(spec, **kwargs)
     return names
+
+
+def failing_model_plugin(name: str = "exploding_net", message: str = "this model always fails to build") -> Any:
+    """A plugin object registering one model, ``name``, whose build always raises ``RuntimeError(message)``.
+
+    For tests of failure handling: pass it as ``load_plugin_manager(extra_plugins=(plugin,))``; a
+    suite listing ``name`` must record that job as failed and finish the others.
+    """
+
+    class FailingModelPlugin:
+        @hookspecs.hookimpl
+        def register_models(self) -> list[ModelSpec]:
+            def explode(request: BuildRequest) -> nn.Module:
+                raise RuntimeError(message)
+
+            return [ModelSpec(name=name, build=explode, family="test", paper="none")]
+
+    return FailingModelPlugin()

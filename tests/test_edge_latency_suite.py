@@ -9,12 +9,11 @@ import pytest
 
 from cxrbench.cli import main
 from cxrbench.engine.runner import run_suite
-from cxrbench.hookspecs import hookimpl
 from cxrbench.plugins import Registry, load_plugin_manager
 from cxrbench.profiling.records import load_latency_records
 from cxrbench.results.store import RunStore
-from cxrbench.specs import ModelSpec
 from cxrbench.suite.loader import load_suite, protocol_hash
+from cxrbench.testing import failing_model_plugin
 
 EDGE = Path(__file__).resolve().parents[1] / "suites" / "edge_latency.yaml"
 FAST_LATENCY = ["profile.latency.preset=quick", "profile.latency.min_samples=5", "profile.latency.min_seconds=0.05",
@@ -101,22 +100,11 @@ def test_resume_skips_the_profiled_models(edge_run, capsys):
     assert {p.name: p.stat().st_mtime_ns for p in (run_dir / "latency").iterdir()} == before
 
 
-class Exploder:
-    """A plugin whose model always fails to build."""
-
-    @hookimpl
-    def register_models(self):
-        def explode(request):
-            raise RuntimeError("this model always fails to build")
-
-        return [ModelSpec(name="exploding_net", build=explode, family="test", paper="none")]
-
-
 def test_a_crashing_model_fails_alone_and_missing_onnxruntime_is_unavailable(tmp_path, monkeypatch):
     import cxrbench.profiling.runtimes.onnx as onnx_runtime
 
     monkeypatch.setattr(onnx_runtime, "check", lambda: "onnxruntime not installed: pip install 'cxrbench[edge]'")
-    registry = Registry(*load_plugin_manager(extra_plugins=(Exploder(),)))
+    registry = Registry(*load_plugin_manager(extra_plugins=(failing_model_plugin(),)))
     root = tmp_path / "results"
     outcome = run_suite(EDGE, [*SETS, "models=[exploding_net, lenet]"], results_root=root, device="cpu",
                         registry=registry)

@@ -11,11 +11,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from cxrbench import hookimpl
 from cxrbench.engine.runner import run_suite
 from cxrbench.plugins import Registry, load_plugin_manager, reset_registry
 from cxrbench.results.records import JobRecord, RunInfo
-from cxrbench.specs import ModelSpec
+from cxrbench.testing import failing_model_plugin
 
 mlflow = pytest.importorskip("mlflow", reason="install the plugin: pip install -e plugins/mlflow")
 
@@ -113,18 +112,8 @@ def test_suite_run_is_tracked_as_parent_and_job_runs(store, tmp_path):
         assert json.loads(got.read_text())["matrix"] == rec.confusion_matrix
 
 
-class Exploder:
-    """A plugin whose only model cannot be built."""
-
-    @hookimpl
-    def register_models(self):
-        def explode(request):
-            raise RuntimeError("this model always fails to build")
-        return [ModelSpec(name="exploding_net", build=explode, family="test", paper="none")]
-
-
 def test_failed_job_is_a_failed_child_run_with_its_error(store, tmp_path):
-    pm, infos = load_plugin_manager(extra_plugins=(Exploder(),))
+    pm, infos = load_plugin_manager(extra_plugins=(failing_model_plugin(),))
     assert pm.has_plugin("mlflow"), "the MLflow plugin is loaded from its entry point"
     suite = write_suite(tmp_path / "suite.yaml", "mlflow_fail", ["exploding_net"], epochs=1)
     outcome = run_suite(suite, results_root=tmp_path / "results", device="cpu", registry=Registry(pm, infos))
