@@ -124,6 +124,24 @@ def test_ray_run_writes_what_a_local_run_writes(suite_file, tmp_path, local_ray)
     assert sorted(ray_events.results) == sorted((j, "ok") for j in jobs)
 
 
+def test_ray_jobs_profile_latency_and_the_driver_writes_it(suite_file, tmp_path, local_ray):
+    """profile.latency runs inside the Ray task (portable registry); records reach <run>/latency."""
+    from cxrbench.profiling.records import load_latency_records
+
+    latency = {"enabled": True, "preset": "quick", "runtimes": ["torch"], "min_samples": 5, "min_seconds": 0.05,
+               "max_seconds": 2, "warmup_seconds": 0.05, "calibration": False, "device_name": "box"}
+    suite = suite_file(profile={"latency": latency}, metrics={"bootstrap": 0})
+    root = tmp_path / "results"
+    outcome = run_suite(suite, results_root=root, device="cpu", executor="ray")
+    assert outcome.status == "complete"
+    (rec,) = load_latency_records(root, suite="tiny")
+    assert rec["status"] == "ok", rec.get("error")
+    assert (rec["model"], rec["run"], rec["device_name"]) == ("lenet", outcome.store.run_id, "box")
+    assert rec["n_samples"] >= 5 and rec["min_ms"] <= rec["median_ms"] <= rec["p90_ms"]
+    (job,) = [r for r in outcome.store.records() if r.kind == "model"]
+    assert rec["params"] == job.cost["params"]
+
+
 def test_failed_ray_job_is_retried_then_recorded_and_resume_skips_finished(suite_file, tmp_path, local_ray):
     events = Exploding()
     registry = registry_with(events)
