@@ -90,6 +90,8 @@ class SampleTable:
     fingerprint: str = ""
     """Changes whenever the underlying files change (used as a cache key)."""
     extras: dict[str, Any] = field(default_factory=dict)
+    """Optional per-row metadata, each value one entry per row. ``extras["source"]`` (hospital,
+    scanner or archive of each image) is what ``cxrbench probe``'s source probe reads."""
 
     def __len__(self) -> int:
         return len(self.ids)
