@@ -243,3 +243,14 @@ def test_one_failed_process_fails_the_configuration():
 
     bad = {"ok": False, "error": "worker died"}
     assert merge_processes([_fake_worker_result(1), bad, _fake_worker_result(3)]) is bad
+
+
+def test_pareto_labels_name_the_front_and_never_overprint(tmp_path):
+    """Three points on top of each other and one apart: the front point and the distant one are named."""
+    pts = [{"model": "front_model", "metric": 0.9, "p90_ms": 1.0, "device": "d"},
+           {"model": "hidden_a", "metric": 0.5, "p90_ms": 20.0, "device": "d"},
+           {"model": "hidden_b", "metric": 0.5, "p90_ms": 20.5, "device": "d"},
+           {"model": "far_away", "metric": 0.1, "p90_ms": 300.0, "device": "d"}]
+    svg = pareto_plot(pts, "accuracy", tmp_path / "p")[1].read_text()
+    assert "front_model" in svg and "far_away" in svg and "hidden_a" in svg
+    assert "hidden_b" not in svg  # would overprint hidden_a
