@@ -17,7 +17,8 @@ import numpy as np
 
 from cxrbench.data.splits import Fold
 from cxrbench.errors import SuiteError
-from cxrbench.metrics.thresholds import DEFAULT_THRESHOLD, apply_threshold, fit_threshold, fit_thresholds_per_label
+from cxrbench.metrics.thresholds import (DEFAULT_THRESHOLD, apply_threshold, fit_threshold, fit_thresholds_per_label,
+                                         missing_for_rule)
 from cxrbench.specs import Predictions
 from cxrbench.suite.schema import Suite, ThresholdConfig
 
@@ -67,10 +68,7 @@ def check_fold(suite: Suite, fold: Fold, labels: np.ndarray) -> None:
                          f"none; give the split a validation set or use rule: fixed")
     if suite.task.type == "multilabel":
         return  # a label the rule cannot be fitted on keeps 0.5 (recorded as a fallback)
-    positive = np.asarray(labels)[fold.val] == suite.task.positive_index
-    missing = {"youden": "both classes" if positive.all() or not positive.any() else None,
-               "sensitivity": "a positive" if not positive.any() else None,
-               "specificity": "a negative" if positive.all() else None}[cfg.rule]
+    missing = missing_for_rule(cfg.rule, np.asarray(labels)[fold.val] == suite.task.positive_index)
     if missing:
         raise SuiteError(f"{FIELD}: rule {cfg.rule!r} needs {missing} among fold {fold.index}'s "
                          f"{len(fold.val)} validation rows")

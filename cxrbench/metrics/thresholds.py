@@ -40,6 +40,19 @@ def _binary_inputs(y_true: np.ndarray, prob_pos: np.ndarray) -> tuple[np.ndarray
     return y.astype(bool), prob
 
 
+def missing_for_rule(rule: str, positive: np.ndarray) -> str | None:
+    """What validation labels ``positive`` (boolean ``(N,)``) lack for ``rule`` to be fitted
+    (``"both classes"``, ``"a positive"``, ``"a negative"``), or None."""
+    has_pos, has_neg = bool(np.any(positive)), not bool(np.all(positive))
+    if rule == "youden" and not (has_pos and has_neg):
+        return "both classes"
+    if rule == "sensitivity" and not has_pos:
+        return "a positive"
+    if rule == "specificity" and not has_neg:
+        return "a negative"
+    return None
+
+
 def fit_threshold(rule: str, y_true: np.ndarray, prob_pos: np.ndarray, level: float | None = None) -> float:
     """Fit a decision threshold on validation labels ``y_true`` (0/1) and scores ``prob_pos``.
 
@@ -58,17 +71,14 @@ def fit_threshold(rule: str, y_true: np.ndarray, prob_pos: np.ndarray, level: fl
     if rule in LEVEL_RULES and (level is None or not 0.0 < level <= 1.0):
         raise ValueError(f"rule {rule!r} needs a level in (0, 1], got {level}")
     y, prob = _binary_inputs(y_true, prob_pos)
+    missing = missing_for_rule(rule, y)
+    if missing:
+        raise ValueError(f"rule {rule!r} needs {missing} in the validation labels")
     thresholds, tps, fps = roc_points(prob, y)
     n_pos, n_neg = y.sum(), (~y).sum()
-    if rule == "youden" and (n_pos == 0 or n_neg == 0):
-        raise ValueError("rule 'youden' needs both classes in the validation labels")
     if rule == "specificity":
-        if n_neg == 0:
-            raise ValueError("rule 'specificity' needs at least one negative in the validation labels")
         ok = np.flatnonzero(1.0 - fps[0] / n_neg >= level - EPS)  # a prefix: specificity falls as t does
         return float(thresholds[ok[-1]]) if ok.size else float(np.nextafter(thresholds[0], np.inf))
-    if n_pos == 0:
-        raise ValueError("rule 'sensitivity' needs at least one positive in the validation labels")
     sens = tps[0] / n_pos
     if rule == "sensitivity":
         return float(thresholds[np.flatnonzero(sens >= level - EPS)[0]])  # thresholds run high to low
@@ -92,10 +102,7 @@ def fit_thresholds_per_label(rule: str, y_true: np.ndarray, prob: np.ndarray, le
     out = np.empty(y.shape[1])
     for k in range(y.shape[1]):
         labels = y[:, k]
-        fittable = (rule == "fixed" or (rule == "sensitivity" and labels.any())
-                    or (rule == "specificity" and not labels.all())
-                    or (rule == "youden" and labels.any() and not labels.all()))
-        if not fittable and fallback is not None:
+        if fallback is not None and missing_for_rule(rule, labels.astype(bool)):
             out[k] = fallback
         else:
             out[k] = fit_threshold(rule, labels, p[:, k], level)
