@@ -59,21 +59,29 @@ def _check_level(level: float) -> float:
     return level
 
 
-def sensitivity_at_specificity(level: float) -> Callable[[Predictions], float]:
-    """Metric: the best sensitivity among ROC thresholds whose specificity is ``>= level`` (binary).
-
-    nan unless both classes are present. Raises ``ValueError`` unless ``0 < level < 1``.
-    """
+def _best_rate_at(level: float, name: str, constrained: int) -> Callable[[Predictions], float]:
+    """Metric: the best of the two ROC rates among thresholds where the other one (index
+    ``constrained``: 0 sensitivity, 1 specificity) is ``>= level``. Some threshold always
+    qualifies: (0, 0) for a specificity bound, the lowest threshold for a sensitivity bound."""
     level = _check_level(level)
 
     @row_weighted
     def fn(pred: Predictions, w: np.ndarray) -> np.ndarray:
         sens, spec, ok = _binary_rates(pred, w)
-        best = np.where(spec >= level - EPS, sens, -np.inf).max(axis=1)  # (0, 0) always qualifies
+        held, reported = (sens, spec) if constrained == 0 else (spec, sens)
+        best = np.where(held >= level - EPS, reported, -np.inf).max(axis=1)
         return np.where(ok, best, math.nan)
 
-    fn.__name__ = fn.__qualname__ = f"sensitivity_at_specificity@{level:g}"
+    fn.__name__ = fn.__qualname__ = f"{name}@{level:g}"
     return fn
+
+
+def sensitivity_at_specificity(level: float) -> Callable[[Predictions], float]:
+    """Metric: the best sensitivity among ROC thresholds whose specificity is ``>= level`` (binary).
+
+    nan unless both classes are present. Raises ``ValueError`` unless ``0 < level < 1``.
+    """
+    return _best_rate_at(level, "sensitivity_at_specificity", constrained=1)
 
 
 def specificity_at_sensitivity(level: float) -> Callable[[Predictions], float]:
@@ -81,16 +89,7 @@ def specificity_at_sensitivity(level: float) -> Callable[[Predictions], float]:
 
     nan unless both classes are present. Raises ``ValueError`` unless ``0 < level < 1``.
     """
-    level = _check_level(level)
-
-    @row_weighted
-    def fn(pred: Predictions, w: np.ndarray) -> np.ndarray:
-        sens, spec, ok = _binary_rates(pred, w)
-        best = np.where(sens >= level - EPS, spec, -np.inf).max(axis=1)  # the lowest threshold qualifies
-        return np.where(ok, best, math.nan)
-
-    fn.__name__ = fn.__qualname__ = f"specificity_at_sensitivity@{level:g}"
-    return fn
+    return _best_rate_at(level, "specificity_at_sensitivity", constrained=0)
 
 
 def needs_level(name: str) -> Callable[[Predictions], float]:
