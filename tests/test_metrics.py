@@ -151,11 +151,13 @@ def _sk_multilabel(pred: Predictions) -> dict[str, float]:
 SPECS = {s.name: s for s in core_metrics()}
 
 
-def _assert_matches(pred: Predictions, expected: dict[str, float]) -> None:
-    applicable = {n for n, s in SPECS.items() if pred.task in s.tasks and n != "loss"}
+def assert_metrics_match(specs: dict, pred: Predictions, expected: dict[str, float]) -> None:
+    """Every metric of ``specs`` that applies to ``pred``'s task (but loss, and parametric ones named
+    without a level) is a float equal to ``expected`` (nan where expected is nan)."""
+    applicable = {n for n, s in specs.items() if pred.task in s.tasks and n != "loss" and s.with_param is None}
     assert applicable == set(expected)
     for name, want in expected.items():
-        got = SPECS[name].fn(pred)
+        got = specs[name].fn(pred)
         assert isinstance(got, float), name
         if math.isnan(want):
             assert math.isnan(got), name
@@ -166,12 +168,12 @@ def _assert_matches(pred: Predictions, expected: dict[str, float]) -> None:
 @pytest.mark.filterwarnings("ignore")
 @pytest.mark.parametrize("case", SINGLE, ids=_ids(SINGLE))
 def test_single_label_metrics_match_sklearn(case):
-    _assert_matches(case[1], _sk_single(case[1]))
+    assert_metrics_match(SPECS, case[1], _sk_single(case[1]))
 
 
 @pytest.mark.parametrize("case", MULTI, ids=_ids(MULTI))
 def test_multilabel_metrics_match_sklearn(case):
-    _assert_matches(case[1], _sk_multilabel(case[1]))
+    assert_metrics_match(SPECS, case[1], _sk_multilabel(case[1]))
 
 
 def test_zero_division_and_undefined_values_are_what_sklearn_would_give():

@@ -13,7 +13,8 @@ from cxrbench.errors import UnknownNameError
 from cxrbench.metrics import bootstrap, calibration as cal, classification as cm, operating_point as op
 from cxrbench.plugins import get_registry
 from cxrbench.specs import Predictions
-from tests.test_metrics import BOOT_CASES, MULTI, SINGLE, _ids, _replace, make_multilabel, make_single
+from tests.test_metrics import (BOOT_CASES, MULTI, SINGLE, _ids, _replace, assert_metrics_match, make_multilabel,
+                                 make_single)
 
 TOL = 1e-9
 SPECS = {s.name: s for s in register_extra_metrics()}
@@ -80,28 +81,16 @@ def _sk_multilabel(pred: Predictions) -> dict[str, float]:
     }
 
 
-def _assert_matches(pred: Predictions, expected: dict[str, float]) -> None:
-    applicable = {n for n, s in SPECS.items() if pred.task in s.tasks and s.with_param is None}
-    assert applicable == set(expected)
-    for name, want in expected.items():
-        got = SPECS[name].fn(pred)
-        assert isinstance(got, float), name
-        if math.isnan(want):
-            assert math.isnan(got), name
-        else:
-            assert got == pytest.approx(want, abs=TOL), name
-
-
 @pytest.mark.filterwarnings("ignore")
 @pytest.mark.parametrize("case", SINGLE, ids=_ids(SINGLE))
 def test_single_label_metrics_match_sklearn(case):
-    _assert_matches(case[1], _sk_single(case[1]))
+    assert_metrics_match(SPECS, case[1], _sk_single(case[1]))
 
 
 @pytest.mark.filterwarnings("ignore")
 @pytest.mark.parametrize("case", MULTI, ids=_ids(MULTI))
 def test_multilabel_metrics_match_sklearn(case):
-    _assert_matches(case[1], _sk_multilabel(case[1]))
+    assert_metrics_match(SPECS, case[1], _sk_multilabel(case[1]))
 
 
 def test_all_labels_defined_auprc_is_sklearn_macro():
