@@ -149,17 +149,26 @@ def _log(progress: Any, message: str) -> None:
         progress.log(message)
 
 
+def _decode_all(table: SampleTable, out: np.ndarray, size: int, channels: int, progress: Any,
+                workers: int | None, note: str = "") -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """Decode every row into ``out`` under a progress phase, then move the readable rows to its front.
+
+    Returns (kept row indices, (row, reason) of each unreadable image).
+    """
+    advance = _phase(progress, f"decoding {len(table)} images at {size}px{note}", len(table))
+    try:
+        failures = decode_table(table, out, size, channels, advance, workers)
+    finally:
+        _end(progress)
+    return compact(out, [i for i, _ in failures]), failures
+
+
 def decode_in_memory(table: SampleTable, size: int, channels: int, progress: Any = None,
                      workers: int | None = None) -> CachedImages:
     """Decode every row into RAM (no cache)."""
     t0 = time.perf_counter()
     images = np.empty((len(table), channels, size, size), dtype=np.uint8)
-    advance = _phase(progress, f"decoding {len(table)} images at {size}px", len(table))
-    try:
-        failures = decode_table(table, images, size, channels, advance, workers)
-    finally:
-        _end(progress)
-    keep = compact(images, [i for i, _ in failures])
+    keep, failures = _decode_all(table, images, size, channels, progress, workers)
     return CachedImages(images[: len(keep)], keep, [(table.ids[i], r) for i, r in failures],
                         seconds=time.perf_counter() - t0)
 
@@ -173,12 +182,7 @@ def _build(entry: Path, table: SampleTable, size: int, channels: int, dataset: s
         t0 = time.perf_counter()
         out = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8,
                                         shape=(len(table), channels, size, size))
-        advance = _phase(progress, f"decoding {len(table)} images at {size}px (cache miss)", len(table))
-        try:
-            failures = decode_table(table, out, size, channels, advance, workers)
-        finally:
-            _end(progress)
-        keep = compact(out, [i for i, _ in failures])
+        keep, failures = _decode_all(table, out, size, channels, progress, workers, " (cache miss)")
         out.flush()
         del out
         meta = {"format": FORMAT_VERSION, "dataset": dataset, "fingerprint": table.fingerprint,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -23,16 +22,6 @@ RESIZE_POLICY = "stretch-bilinear-draft2x-v1"
 """Names the decoding/resizing recipe; part of every cache key (change it when the recipe changes)."""
 
 _HIGH_DEPTH = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
-
-
-@dataclass
-class ImageArray:
-    """``images[i]`` is row ``keep[i]`` of the table, as uint8 ``(C, S, S)``."""
-
-    images: np.ndarray
-    keep: np.ndarray
-    bad: list[tuple[str, str]] = field(default_factory=list)
-    """(sample id, reason) of rows that could not be decoded."""
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:
@@ -190,16 +179,6 @@ def compact(out: np.ndarray, failed: Sequence[int]) -> np.ndarray:
         if i != j:
             out[j] = out[i]
     return keep
-
-
-def materialize(table: SampleTable, size: int, channels: int,
-                advance: Callable[[int], None] | None = None, workers: int | None = None) -> ImageArray:
-    """Decode every row in memory; rows that fail are listed in ``bad`` instead of crashing."""
-    images = np.empty((len(table), channels, size, size), dtype=np.uint8)
-    failures = decode_table(table, images, size, channels, advance, workers)
-    keep = compact(images, [i for i, _ in failures])
-    bad = [(table.ids[i], reason) for i, reason in failures]
-    return ImageArray(images[: len(keep)], keep, bad)
 
 
 def image_header(path: str | Path) -> tuple[int, int, str]:
