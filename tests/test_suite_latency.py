@@ -120,3 +120,19 @@ def test_latency_settings_do_not_change_the_protocol_hash(suite_file):
     profiled = load_suite(suite_file(profile={"latency": QUICK}))
     assert profiled.profile.latency.enabled and not plain.profile.latency.enabled
     assert protocol_hash(plain) == protocol_hash(profiled)
+
+
+def test_a_newer_profile_of_another_run_does_not_hide_this_runs_own(profiled_run, tmp_path, capsys):
+    import shutil
+
+    _, root, _, run_dir = profiled_run
+    copy = tmp_path / "results"
+    shutil.copytree(root, copy)
+    own = {r["model"]: r for r in load_latency_records(copy, suite="tiny")}
+    other = dict(own["lenet"], run="other-run", p90_ms=999.0, measured_at="2099-01-01T00:00:00+00:00")
+    write_latency_file(copy / "tiny" / "other-run" / "latency" / "lenet__fold0__seed0.json", [other], "tiny", "box")
+    capsys.readouterr()
+    assert main(["leaderboard", "--results", str(copy), "--run", run_dir.name, "--format", "json"]) == 0
+    (board,) = json.loads(capsys.readouterr().out)
+    got = {r["model"]: r["p90_ms"] for r in board["latency"]}
+    assert got == {m: pytest.approx(r["p90_ms"], rel=1e-9) for m, r in own.items()}

@@ -26,22 +26,21 @@ class LatencySetting:
     """Which latency records a leaderboard shows."""
 
     runtime: str = "torch"
-    threads: int | None = 1
-    """None: the smallest thread count measured."""
+    threads: int = 1
     batch_size: int = 1
     device: str | None = None
     """Only this device name (None: every device, one column each)."""
 
     def describe(self) -> str:
-        threads = "fewest threads" if self.threads is None else f"{self.threads} thread" + "s" * (self.threads != 1)
-        return f"{self.runtime}, {threads}, batch {self.batch_size}"
+        return f"{self.runtime}, {self.threads} thread{'s' * (self.threads != 1)}, batch {self.batch_size}"
 
 
 def latency_table(records: list[dict[str, Any]], board: Board, setting: LatencySetting) -> pd.DataFrame:
     """The newest ``ok`` record per (model, device) of ``board``'s suite matching ``setting``.
 
     Records of runs other than the board's are ignored (they measured other weights); imported
-    device files (no run) count for every board of their suite.
+    device files count for every board of their suite. Between a run's own profile and an import
+    from the same device, the newer wins.
     """
     from cxrbench.profiling.records import LATENCY_DIR, latest_records
 
@@ -51,24 +50,13 @@ def latency_table(records: list[dict[str, Any]], board: Board, setting: LatencyS
     def imported(r: dict[str, Any]) -> bool:
         return f"/{LATENCY_DIR}/" in r.get("source", "") or r.get("run") is None
 
-    chosen = [r for r in latest_records(records)
-              if r.get("suite") == board.suite and r["model"] in models and r["runtime"] == setting.runtime
-              and r["batch_size"] == setting.batch_size and (imported(r) or r.get("run") in runs)
-              and (setting.device is None or r["device_name"] == setting.device)]
-    if setting.threads is not None:
-        chosen = [r for r in chosen if r["threads"] == setting.threads]
-    else:
-        fewest = {}
-        for r in chosen:
-            key = (r["model"], r["device_name"])
-            fewest[key] = min(fewest.get(key, r["threads"]), r["threads"])
-        chosen = [r for r in chosen if r["threads"] == fewest[(r["model"], r["device_name"])]]
-    newest: dict[tuple[str, str], dict[str, Any]] = {}
-    for r in chosen:  # a run's own profile and an import of the same device: the newest wins
-        key = (r["model"], r["device_name"])
-        if key not in newest or (r.get("measured_at") or "") >= (newest[key].get("measured_at") or ""):
-            newest[key] = r
-    rows = [{**{c: r.get(c) for c in COLUMNS}, "device": r["device_name"]} for r in newest.values()]
+    # filter first: the newest record of another run must not hide this board's own
+    matching = [r for r in records
+                if r.get("suite") == board.suite and r["model"] in models and r["runtime"] == setting.runtime
+                and r["threads"] == setting.threads and r["batch_size"] == setting.batch_size
+                and (imported(r) or r.get("run") in runs)
+                and (setting.device is None or r["device_name"] == setting.device)]
+    rows = [{**{c: r.get(c) for c in COLUMNS}, "device": r["device_name"]} for r in latest_records(matching)]
     return pd.DataFrame(rows, columns=COLUMNS).sort_values(["device", "model"]).reset_index(drop=True)
 
 
