@@ -80,29 +80,17 @@ def profile_records(job: Job, model: torch.nn.Module, suite: Suite, data: Prepar
     int8 is calibrated on training rows of fold 0 (or the synthetic stand-in); its accuracy and
     the fp32 model's are measured on the test rows only when the entry loads trained ``weights``.
     """
-    from cxrbench.profiling.data import calibration_images, make_evaluator
-    from cxrbench.profiling.profiler import profile_model
+    from cxrbench.profiling.suite_job import profile_job_records
 
-    cfg, fold, entry = suite.profile.latency, data.folds[0], job.entry
-    quantised = "int8" in cfg.runtimes
-    calib = calibration_images(batches, fold.train, cfg.calib_images if quantised else 16)
+    entry = job.entry
     if STANDIN in data.notes:
-        source = f"{len(calib)} synthetic_cxr images (stand-in: dataset {suite.dataset.name!r} not available)"
+        source = f"synthetic_cxr images (stand-in: dataset {suite.dataset.name!r} not available)"
     else:
-        source = f"{len(calib)} training images of {suite.dataset.name} (fold 0)"
+        source = f"training images of {suite.dataset.name} (fold 0)"
     note = _accuracy_note(entry, data, suite)
-    evaluate = None
-    if quantised and note is None:
-        names = [m for m in dict.fromkeys([suite.metrics.primary, *suite.metrics.report]) if m != "loss"]
-        evaluate = make_evaluator(batches, fold.test, suite.task.type, tuple(suite.task.classes),
-                                  suite.task.positive_index, names, registry)
-    # Ray workers get a registry without a plugin manager: the latency backends then come from the
-    # worker's own (installed plugins are importable on every node).
-    runtimes_registry = registry if getattr(registry, "pm", None) is not None else None
-    records = profile_model(model, cfg, suite.input.image_size, suite.input.channels, calib, evaluate,
-                            name=entry.key, meta={"model_name": entry.name, "suite": suite.name, "job": job.id},
-                            calib_source=source, registry=runtimes_registry)
-    if evaluate is None and note is not None:
+    records = profile_job_records(model, suite.profile.latency, suite, batches, data.folds[0], registry, job.id,
+                                  entry.key, entry.name, measure_accuracy=note is None, calib_from=source)
+    if note is not None:
         for r in records:
             if r.get("accuracy") is None and r.get("accuracy_note"):
                 r["accuracy_note"] = note

@@ -15,26 +15,31 @@ import torch.nn as nn
 from cxrbench.profiling.config import LatencyConfig
 from cxrbench.profiling.data import calibration_images, make_evaluator
 from cxrbench.profiling.fingerprint import default_device_name, safe_name
-from cxrbench.profiling.profiler import profile_model
+from cxrbench.profiling import profiler
 from cxrbench.profiling.records import RUN_LATENCY_DIR, write_latency_file
 
 
 def profile_job_records(model: nn.Module, cfg: LatencyConfig, suite: Any, batches: Any, fold: Any, registry: Any,
-                        job_id: str, label: str, model_name: str, run_id: str | None = None) -> list[dict[str, Any]]:
-    """Latency records of a trained model (nothing written).
+                        job_id: str, label: str, model_name: str, run_id: str | None = None, *,
+                        measure_accuracy: bool = True, calib_from: str | None = None) -> list[dict[str, Any]]:
+    """Latency records of a model (nothing written).
 
-    int8 is calibrated on ``cfg.calib_images`` training rows of ``fold``, and its accuracy (and the
-    fp32 model's) is measured on the fold's test rows with the suite's metrics. ``batches`` is
-    the run's :class:`cxrbench.engine.trainer.Batches`.
+    int8 is calibrated on ``cfg.calib_images`` training rows of ``fold`` (``calib_from`` says what
+    they are, default "training images of fold K"), and, with ``measure_accuracy``, its
+    accuracy (and the fp32 model's) is measured on the fold's test rows with the suite's metrics.
+    ``batches`` is the run's :class:`cxrbench.engine.trainer.Batches`.
     """
     quantised = "int8" in cfg.runtimes
     calib = calibration_images(batches, fold.train, cfg.calib_images if quantised else 16)
-    names = [m for m in dict.fromkeys([suite.metrics.primary, *suite.metrics.report]) if m != "loss"]
-    evaluate = make_evaluator(batches, fold.test, suite.task.type, tuple(suite.task.classes),
-                              suite.task.positive_index, names, registry) if quantised and len(fold.test) else None
-    return profile_model(model, cfg, suite.input.image_size, suite.input.channels, calib, evaluate, name=label,
+    evaluate = None
+    if quantised and measure_accuracy and len(fold.test):
+        names = [m for m in dict.fromkeys([suite.metrics.primary, *suite.metrics.report]) if m != "loss"]
+        evaluate = make_evaluator(batches, fold.test, suite.task.type, tuple(suite.task.classes),
+                                  suite.task.positive_index, names, registry)
+    return profiler.profile_model(model, cfg, suite.input.image_size, suite.input.channels, calib, evaluate, name=label,
                          meta={"model_name": model_name, "suite": suite.name, "run": run_id, "job": job_id},
-                         calib_source=f"{len(calib)} training images of fold {fold.index}", registry=registry)
+                         calib_source=f"{len(calib)} {calib_from or f'training images of fold {fold.index}'}",
+                         registry=registry)
 
 
 def save_job_latency(run_dir: str | Path, job_id: str, records: list[dict[str, Any]]) -> Path:
