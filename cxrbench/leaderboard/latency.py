@@ -32,7 +32,8 @@ class LatencySetting:
     """Only this device name (None: every device, one column each)."""
 
     def describe(self) -> str:
-        return f"{self.runtime}, {self.threads} thread{'s' * (self.threads != 1)}, batch {self.batch_size}"
+        where = f", device {self.device}" if self.device else ""
+        return f"{self.runtime}, {self.threads} thread{'s' * (self.threads != 1)}, batch {self.batch_size}{where}"
 
 
 def latency_table(records: list[dict[str, Any]], board: Board, setting: LatencySetting) -> pd.DataFrame:
