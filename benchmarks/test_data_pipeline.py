@@ -25,7 +25,7 @@ from cxrbench.data.datasets.miniature import make_kermany, tiny_suite
 from cxrbench.data.prepare import prepare_data
 from cxrbench.data.transforms import train_transform
 from cxrbench.engine.runner import run_suite
-from cxrbench.engine.trainer import Batches
+from cxrbench.engine.batches import Batches
 from cxrbench.models.factory import create_model
 from cxrbench.plugins import get_registry
 from cxrbench.specs import BuildRequest

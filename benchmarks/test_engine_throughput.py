@@ -14,7 +14,8 @@ import torch
 import torch.nn as nn
 
 from cxrbench.data.splits import Fold
-from cxrbench.engine.trainer import Batches, Trainer
+from cxrbench.engine.batches import Batches
+from cxrbench.engine.trainer import Trainer
 from cxrbench.models.factory import create_model
 from cxrbench.plugins import get_registry
 from cxrbench.specs import BuildRequest

@@ -21,7 +21,7 @@ import pytest
 import torch
 import yaml
 
-from cxrbench.engine.executors import _ray_temp_dir
+from cxrbench.engine.executors.ray import _ray_temp_dir
 from cxrbench.engine.runner import run_suite
 
 CPUS = os.cpu_count() or 2

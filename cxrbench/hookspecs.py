@@ -2,7 +2,7 @@
 
 A plugin is a module (found through the ``cxrbench`` entry-point group) with functions decorated
 by :data:`hookimpl` whose names match the specifications below. The core registers its own
-built-in models, datasets and metrics through these same hooks (see ``cxrbench/builtins``).
+built-in models, datasets, metrics, latency runtimes and executors through these same hooks (see ``cxrbench/builtins``).
 
 Registration hooks return lists of specs and are called once when the registry is built.
 Lifecycle hooks are notifications: their return values are ignored, and an exception in one is
@@ -18,7 +18,7 @@ from pluggy import HookimplMarker, HookspecMarker
 if TYPE_CHECKING:  # pragma: no cover
     from cxrbench.results.records import JobRecord, RunInfo
     from cxrbench.specs import DatasetSpec, MetricSpec, ModelSpec
-    from cxrbench.specs import LatencyBackendSpec
+    from cxrbench.specs import ExecutorSpec, LatencyBackendSpec
 
 PROJECT = "cxrbench"
 hookspec = HookspecMarker(PROJECT)
@@ -49,6 +49,15 @@ def register_latency_backends() -> list[LatencyBackendSpec]:
 
     The latency profiler (``cxrbench profile``, a suite's ``profile.latency``) times a model on
     each runtime named in ``runtimes``; names are global, like model names.
+    """
+
+
+@hookspec
+def register_executors() -> list[ExecutorSpec]:
+    """Return the :class:`~cxrbench.specs.ExecutorSpec` executors this plugin provides.
+
+    A suite picks one with ``executor.name`` (built in: ``local``, ``ray``); the executor receives
+    the planned jobs and yields each finished record, the way pytest-xdist replaces pytest's loop.
     """
 
 

@@ -1,9 +1,15 @@
-"""Plugin discovery and the registry of models, datasets and metrics.
+"""Plugin discovery and the one registry of everything plugins provide.
 
-Built-in plugins (``cxrbench.builtins.*``) and third-party plugins found through the
-``cxrbench`` entry-point group are registered with one :class:`pluggy.PluginManager`. Each
-third-party plugin is imported inside its own guard: one that fails to import is remembered with
-its error (``cxrbench plugins`` shows it) and breaks nothing else.
+Built-in plugins (``cxrbench.builtins.*``) and third-party plugins found through the ``cxrbench``
+entry-point group are registered with one :class:`pluggy.PluginManager`. Each third-party plugin
+is imported inside its own guard: one that fails to import is remembered with its error
+(``cxrbench plugins`` shows it) and breaks nothing else.
+
+:class:`Registry` collects every kind of spec (:data:`KINDS`) with one routine, one order
+(registration order: built-ins, then entry points by name, then plugins given in code), one
+duplicate-name policy (an error naming both plugins) and one error policy (a plugin whose
+``register_*`` hook raises is marked failed and skipped). It is frozen once collected;
+:meth:`Registry.portable` is the picklable view shipped to worker processes.
 """
 
 from __future__ import annotations
@@ -14,13 +20,15 @@ import traceback
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 import pluggy
 
 from cxrbench import hookspecs
 from cxrbench.errors import PluginError, UnknownNameError
-from cxrbench.specs import DatasetSpec, MetricSpec, ModelSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cxrbench.specs import DatasetSpec, ExecutorSpec, LatencyBackendSpec, MetricSpec, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +38,16 @@ BUILTIN_PLUGINS = (
     "cxrbench.builtins.datasets",
     "cxrbench.builtins.metrics",
     "cxrbench.builtins.latency",
+    "cxrbench.builtins.executors",
 )
+KINDS: dict[str, tuple[str, str]] = {
+    "models": ("register_models", "model"),
+    "datasets": ("register_datasets", "dataset"),
+    "metrics": ("register_metrics", "metric"),
+    "latency_backends": ("register_latency_backends", "latency runtime"),
+    "executors": ("register_executors", "executor"),
+}
+"""Registry table -> (the hook that fills it, what one entry is called in messages)."""
 
 
 @dataclass
@@ -103,53 +120,106 @@ def load_plugin_manager(extra_plugins: tuple[object, ...] = ()) -> tuple[pluggy.
     return pm, infos
 
 
+class FrozenTable(dict):
+    """A name -> spec table that refuses changes after collection (and pickles as a plain copy)."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("the registry is frozen after collection; register specs through a plugin hook")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return FrozenTable, (dict(self),)
+
+    def __init__(self, items: Any = ()):
+        dict.__init__(self, items)
+
+
 class Registry:
-    """Every model, dataset and metric registered by the loaded plugins, by name."""
+    """Every model, dataset, metric, latency runtime and executor the loaded plugins registered.
 
-    def __init__(self, pm: pluggy.PluginManager, infos: list[PluginInfo]):
-        self.pm = pm
-        self.plugins = infos
-        self.models: dict[str, ModelSpec] = self._collect("models", pm.hook.register_models)
-        self.datasets: dict[str, DatasetSpec] = self._collect("datasets", pm.hook.register_datasets)
-        self.metrics: dict[str, MetricSpec] = self._collect("metrics", pm.hook.register_metrics)
+    Tables are read-only mappings by name (``registry.models``, ...); lookups by name raise
+    :class:`UnknownNameError` with close matches. ``hooks`` calls the lifecycle hooks (driver only).
+    """
 
-    def _collect(self, kind: str, hook: Any) -> dict[str, Any]:
+    models: FrozenTable
+    datasets: FrozenTable
+    metrics: FrozenTable
+    latency_backends: FrozenTable
+    executors: FrozenTable
+
+    def __init__(self, pm: pluggy.PluginManager | None, infos: Iterable[PluginInfo],
+                 tables: dict[str, dict[str, Any]] | None = None):
+        object.__setattr__(self, "_pm", pm)
+        object.__setattr__(self, "plugins", list(infos))
+        if tables is None:
+            tables = {kind: self._collect(kind) for kind in KINDS}
+        for kind in KINDS:
+            object.__setattr__(self, kind, FrozenTable(tables.get(kind, {})))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise TypeError(f"the registry is frozen (cannot set {name!r})")
+
+    @property
+    def pm(self) -> pluggy.PluginManager | None:
+        """The plugin manager (``None`` in a portable view)."""
+        return self._pm
+
+    @property
+    def hooks(self) -> Any:
+        """``registry.hooks.on_run_start(...)``: the lifecycle hooks of every plugin."""
+        if self._pm is None:
+            raise PluginError("a portable registry view has no plugin hooks; lifecycle hooks run on the driver")
+        return self._pm.hook
+
+    def _collect(self, kind: str) -> dict[str, Any]:
+        hook_name, noun = KINDS[kind]
         out: dict[str, Any] = {}
-        for impl in hook.get_hookimpls():  # registration order: built-ins first
-            plugin_name = self.pm.get_name(impl.plugin) or "?"
+        for impl in getattr(self._pm.hook, hook_name).get_hookimpls():  # registration order
+            plugin_name = self._pm.get_name(impl.plugin) or "?"
             try:
                 specs = impl.function() or []
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - one plugin's bug must not hide the others
                 info = self._info(plugin_name)
-                msg = f"register_{kind} raised {type(exc).__name__}: {exc}"
-                if info is not None:
-                    info.error = msg
-                    continue
-                raise PluginError(f"plugin {plugin_name!r}: {msg}") from exc
+                msg = f"{hook_name} raised {type(exc).__name__}: {exc}"
+                if info is None or info.builtin:
+                    raise PluginError(f"plugin {plugin_name!r}: {msg}") from exc
+                info.error = msg
+                log.debug("plugin %s: %s\n%s", plugin_name, msg, traceback.format_exc())
+                continue
             for spec in specs:
                 spec = replace(spec, plugin=plugin_name)
                 if spec.name in out:
                     raise PluginError(
-                        f"{kind[:-1]} {spec.name!r} is registered twice: by plugin {out[spec.name].plugin!r} "
-                        f"and by plugin {plugin_name!r}; uninstall one of them or rename the {kind[:-1]}"
-                    )
+                        f"{noun} {spec.name!r} is registered twice: by plugin {out[spec.name].plugin!r} "
+                        f"and by plugin {plugin_name!r}; uninstall one of them or rename the {noun}")
                 out[spec.name] = spec
         return out
 
     def _info(self, plugin_name: str) -> PluginInfo | None:
         return next((i for i in self.plugins if i.name == plugin_name or i.module == plugin_name), None)
 
+    def get(self, kind: str, name: str) -> Any:
+        """The spec ``name`` of table ``kind`` (a key of :data:`KINDS`)."""
+        return _lookup(KINDS[kind][1], name, getattr(self, kind))
+
     def model(self, name: str) -> ModelSpec:
-        return _lookup("model", name, self.models)
+        return self.get("models", name)
 
     def dataset(self, name: str) -> DatasetSpec:
-        return _lookup("dataset", name, self.datasets)
+        return self.get("datasets", name)
+
+    def latency_backend(self, name: str) -> LatencyBackendSpec:
+        return self.get("latency_backends", name)
+
+    def executor(self, name: str) -> ExecutorSpec:
+        return self.get("executors", name)
 
     def metric(self, name: str) -> MetricSpec:
         """A metric by name; ``base@level`` instantiates a parametric metric at that level."""
         if "@" in name and name not in self.metrics:
             base, _, level = name.partition("@")
-            spec = _lookup("metric", base, self.metrics)
+            spec = self.get("metrics", base)
             if spec.with_param is None:
                 raise UnknownNameError(f"metric {base!r} takes no parameter (got {name!r})")
             try:
@@ -157,7 +227,34 @@ class Registry:
             except ValueError as exc:
                 raise UnknownNameError(f"metric {name!r}: bad level {level!r} ({exc})") from None
             return replace(spec, name=name, fn=fn, with_param=None)
-        return _lookup("metric", name, self.metrics)
+        return self.get("metrics", name)
+
+    def portable(self, **keep: Iterable[str] | None) -> "Registry":
+        """A picklable view without the plugin manager, for worker processes.
+
+        ``keep`` names, per table, the entries to ship (``models=["lenet"]``); a table not named is
+        shipped whole, ``None`` or ``()`` ships none. Metric names may carry ``@level`` or ``val_``.
+        """
+        unknown = set(keep) - set(KINDS)
+        if unknown:
+            raise TypeError(f"unknown registry tables {sorted(unknown)} (known: {list(KINDS)})")
+        tables: dict[str, dict[str, Any]] = {}
+        for kind in KINDS:
+            table = getattr(self, kind)
+            if kind not in keep:
+                tables[kind] = dict(table)
+                continue
+            wanted = keep[kind] or ()
+            if kind == "metrics":
+                wanted = [n.removeprefix("val_").partition("@")[0] if n.removeprefix("val_") not in table
+                          else n.removeprefix("val_") for n in wanted]
+            tables[kind] = {n: table[n] for n in dict.fromkeys(wanted) if n in table}
+        return Registry(None, self.plugins, tables)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self._pm is not None:
+            raise TypeError("a Registry with its plugin manager cannot be pickled; ship registry.portable(...)")
+        return Registry, (None, self.plugins, {kind: dict(getattr(self, kind)) for kind in KINDS})
 
 
 def _lookup(kind: str, name: str, table: dict[str, Any]) -> Any:
@@ -168,8 +265,9 @@ def _lookup(kind: str, name: str, table: dict[str, Any]) -> Any:
 
         close = difflib.get_close_matches(name, list(table), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise UnknownNameError(
-            f"unknown {kind} {name!r}{hint} (`cxrbench {kind}s` lists the {len(table)} registered)"
+        listing = f": {', '.join(table)}" if len(table) <= 10 else ""
+        where = f"`cxrbench {kind}s` lists the " if kind in ("model", "dataset", "metric") else ""
+        raise UnknownNameError(f"unknown {kind} {name!r}{hint} ({where}{len(table)} registered{listing})"
         ) from None
 
 

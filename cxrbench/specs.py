@@ -1,7 +1,6 @@
-"""What plugins register: model, dataset and metric specifications.
+"""What plugins register: model, dataset, metric, latency-runtime and executor specifications.
 
-A plugin returns lists of these from the ``register_models``, ``register_datasets`` and
-``register_metrics`` hooks (see :mod:`cxrbench.hookspecs`). They are plain dataclasses so a
+A plugin returns lists of these from the ``register_*`` hooks (see :mod:`cxrbench.hookspecs`). They are plain dataclasses so a
 plugin author needs nothing but this module to describe what they add.
 """
 
@@ -185,6 +184,29 @@ class LatencyBackendSpec:
     check: Callable[[], str | None] | None = None
     devices: tuple[str, ...] = ("cpu",)
     """Devices ``load`` supports (``cpu``, ``cuda``); others fall back to the CPU."""
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """Where a run's jobs execute (``register_executors``); a suite names it in ``executor.name``.
+
+    ``create(config)`` gets the suite's validated ``executor:`` block
+    (:class:`cxrbench.suite.schema.ExecutorConfig`) and returns an executor: an object with
+    ``describe() -> dict`` (settings, written to run.json) and ``run(jobs, ctx)``, a generator
+    yielding ``(job, record)`` as each job finishes, for every job handed to it.
+    ``ctx`` (:class:`cxrbench.engine.executors.base.RunContext`) is what every job of the run
+    shares, and runs one job in this process with ``ctx.attempt(job)`` (its kind executed,
+    artefacts saved, failures retried and turned into a ``failed`` record); the driver writes
+    the records and calls the lifecycle hooks. An optional ``stats`` dict on the executor is
+    added to run.json. ``check()`` returns ``None`` when usable, else how to install what is
+    missing (called before any work).
+    """
+
+    name: str
+    create: Callable[[Any], Any]
+    description: str = ""
+    check: Callable[[], str | None] | None = None
     plugin: str = ""
 
 

@@ -133,7 +133,7 @@ def _fake_profile(calls: list, interrupt_at: str | None = None):
 
 
 def test_ctrl_c_keeps_finished_profiles_and_resume_runs_the_rest(tmp_path, monkeypatch):
-    import cxrbench.engine.profile_only as profile_only
+    import cxrbench.engine.jobs.profile as profile_only
 
     root, calls = tmp_path / "results", []
     sets = [*TINY, "models=[lenet, lrnet]"]
@@ -182,7 +182,7 @@ def test_a_missing_dataset_is_replaced_by_synthetic_calibration_images(tmp_path,
 def test_int8_accuracy_only_for_trained_weights(tmp_path, monkeypatch):
     import torch
 
-    from cxrbench.engine.job import build_model
+    from cxrbench.engine.jobs import build_model
     from cxrbench.plugins import get_registry
 
     seen = _capture_profile_model(monkeypatch)

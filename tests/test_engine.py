@@ -197,16 +197,16 @@ def test_resume_refuses_a_different_protocol(suite_file, tmp_path):
 
 def test_interrupt_keeps_finished_records(suite_file, tmp_path, monkeypatch):
     """Ctrl-C during the second model: the first model's record stays, the run says interrupted."""
-    import cxrbench.engine.runner as runner_mod
+    from cxrbench.engine.jobs.train_eval import TrainEvaluate
 
-    real = runner_mod.run_job
+    real = TrainEvaluate.execute
 
-    def run_job_then_ctrl_c(job, *a, **k):
+    def execute_then_ctrl_c(self, job, *a, **k):
         if job.entry.key == "second":
             raise KeyboardInterrupt
-        return real(job, *a, **k)
+        return real(self, job, *a, **k)
 
-    monkeypatch.setattr(runner_mod, "run_job", run_job_then_ctrl_c)
+    monkeypatch.setattr(TrainEvaluate, "execute", execute_then_ctrl_c)
     outcome = run(suite_file(models=["lenet", {"name": "lenet", "label": "second"}]), tmp_path)
     assert outcome.status == "interrupted" and outcome.exit_code == 130
     assert [r.job_id for r in outcome.store.records() if r.kind == "model"] == ["lenet__fold0__seed0"]

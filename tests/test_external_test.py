@@ -194,7 +194,7 @@ def test_leaderboard_shows_external_columns_and_the_drop(finished):
 @pytest.mark.ray
 def test_ray_run_ships_external_sets_and_matches_local(tmp_path, cxr14):
     ray = pytest.importorskip("ray")
-    from cxrbench.engine.executors import _ray_temp_dir
+    from cxrbench.engine.executors.ray import _ray_temp_dir
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ray.init(num_cpus=2, include_dashboard=False, _temp_dir=_ray_temp_dir(), log_to_driver=False)

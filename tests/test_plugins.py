@@ -125,7 +125,7 @@ HOOKS = sorted(name for name, fn in inspect.getmembers(hookspecs, inspect.isfunc
 
 def test_hookspecs_found():
     assert HOOKS == ["on_epoch_end", "on_model_result", "on_run_end", "on_run_start", "register_datasets",
-                     "register_latency_backends", "register_metrics", "register_models"]
+                     "register_executors", "register_latency_backends", "register_metrics", "register_models"]
 
 
 @pytest.mark.parametrize("hook", HOOKS)

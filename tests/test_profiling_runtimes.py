@@ -12,11 +12,10 @@ import torch.nn as nn
 from sklearn.metrics import accuracy_score
 
 from cxrbench.hookspecs import hookimpl
-from cxrbench.plugins import Registry, load_plugin_manager
+from cxrbench.plugins import Registry, get_registry, load_plugin_manager
 from cxrbench.profiling.config import LatencyConfig
 from cxrbench.profiling.profiler import profile_model
 from cxrbench.profiling.records import LatencyRecord
-from cxrbench.profiling.runtimes import latency_backends
 from cxrbench.specs import LatencyBackendSpec
 
 
@@ -54,7 +53,7 @@ def images(n: int = 64, seed: int = 0) -> torch.Tensor:
 
 
 def test_builtin_backends_register_through_the_hook():
-    table = latency_backends()
+    table = get_registry().latency_backends
     assert list(table)[:3] == ["torch", "onnxruntime", "int8"]
     assert {table[n].plugin for n in ("torch", "onnxruntime", "int8")} == {"cxrbench.builtins.latency"}
     assert "cuda" in table["torch"].devices
@@ -72,9 +71,8 @@ class _ExtraBackends:
 def test_a_plugin_backend_with_a_taken_name_is_an_error():
     from cxrbench.errors import PluginError
 
-    registry = Registry(*load_plugin_manager(extra_plugins=(_ExtraBackends,)))
-    with pytest.raises(PluginError, match="latency backend 'torch' is registered twice"):
-        latency_backends(registry)
+    with pytest.raises(PluginError, match="latency runtime 'torch' is registered twice"):
+        Registry(*load_plugin_manager(extra_plugins=(_ExtraBackends,)))
 
 
 def test_missing_onnxruntime_says_how_to_install(monkeypatch):

@@ -14,7 +14,7 @@ import pytest
 import torch
 from rich.console import Console
 
-from cxrbench.engine.executors import RAY_HINT, _ray_temp_dir
+from cxrbench.engine.executors.ray import RAY_HINT, _ray_temp_dir
 from cxrbench.engine.progress import JobTable
 from cxrbench.engine.runner import run_suite, with_executor
 from cxrbench.errors import CxrbenchError, SuiteError
@@ -225,8 +225,10 @@ def test_shared_cache_ships_a_path_not_the_images(suite_file, tmp_path):
     import numpy as np
 
     from cxrbench.data.prepare import prepare_data
-    from cxrbench.engine.executors import RayExecutor, RunContext
-    from cxrbench.engine.job import make_batches
+    from cxrbench.engine.batches import make_batches
+    from cxrbench.engine.executors.base import RunContext
+    from cxrbench.engine.executors.ray import RayExecutor
+    from cxrbench.engine.jobs import job_kind_for
     from cxrbench.plugins import get_registry
 
     suite = load_suite(suite_file(executor={"name": "ray", "images": "shared_cache"}))
@@ -236,8 +238,8 @@ def test_shared_cache_ships_a_path_not_the_images(suite_file, tmp_path):
     extra = np.zeros((3, *data.images.shape[1:]), np.uint8)  # an entry keeps dropped rows at the end
     np.save(entry / "images.npy", np.concatenate([data.images, extra]))
     data = replace(data, notes={"image_cache": {"path": str(entry), "hit": True}})
-    ctx = RunContext(suite, data, make_batches(suite, data), get_registry(), None, torch.device("cpu"), "auto",
-                     None, None)
+    ctx = RunContext(suite, data, make_batches(suite, data), get_registry(), None, torch.device("cpu"),
+                     job_kind_for(suite), "auto", None, None)
     shared = RayExecutor(suite.executor)._shared(ctx)
     assert shared.data.images.size == 0 and shared.device == "cpu" and shared.threads == torch.get_num_threads()
     assert np.array_equal(shared.worker_data().images, data.images)

@@ -13,7 +13,8 @@ from sklearn import metrics as skm
 from cxrbench.data.prepare import prepare_data
 from cxrbench.data.splits import Fold
 from cxrbench.engine.evaluation import compute_metrics, read_predictions
-from cxrbench.engine.job import make_batches, plan_jobs, train_job
+from cxrbench.engine.batches import make_batches
+from cxrbench.engine.jobs.train_eval import plan_jobs, train_job
 from cxrbench.engine.runner import run_suite
 from cxrbench.engine.thresholding import check_fold
 from cxrbench.errors import SuiteError

@@ -19,20 +19,13 @@ import torch
 from cxrbench.data.external import ExternalSet
 from cxrbench.data.prepare import PreparedData
 from cxrbench.engine.evaluation import score, write_predictions
-from cxrbench.engine.trainer import Batches, Trainer
+from cxrbench.engine.batches import Batches
+from cxrbench.engine.jobs.kernel import external_predictions_path
+from cxrbench.engine.trainer import Trainer
 from cxrbench.plugins import Registry
-from cxrbench.results.records import JobRecord
 from cxrbench.results.store import RunStore
 from cxrbench.specs import Predictions
 from cxrbench.suite.schema import Suite
-
-EXTERNAL_DIR = "external"
-
-
-def external_predictions_path(store: RunStore, name: str, job: str) -> Path:
-    """Where a job's predictions on external set ``name`` go."""
-    return store.dir / EXTERNAL_DIR / name / f"{job}.csv"
-
 
 def external_batches(ext: ExternalSet, batches: Batches, task: str) -> Batches:
     """The external set as model input: the main data's normalisation and evaluation transform."""
@@ -76,20 +69,6 @@ def evaluate_external(trainer: Trainer, data: PreparedData, batches: Batches, su
         pred = apply_decision_threshold(view.predict(np.arange(len(ext))), threshold)
         entries[ext.name], csvs[ext.name] = _scored(ext, pred, suite, registry, seed, time.perf_counter() - t0)
     return entries, csvs
-
-
-def save_external(store: RunStore, record: JobRecord, csvs: dict[str, bytes]) -> dict[str, dict[str, Any]]:
-    """Write a job's external predictions CSVs; its ``external`` entries with their paths."""
-    from cxrbench.engine.job import _write_bytes_atomic
-
-    out = {}
-    for name, entry in record.external.items():
-        if name in csvs:
-            path = external_predictions_path(store, name, record.job_id)
-            _write_bytes_atomic(path, csvs[name])
-            entry = entry | {"predictions_path": str(path.relative_to(store.dir))}
-        out[name] = entry
-    return out
 
 
 def baseline_external(suite: Suite, data: PreparedData, registry: Registry, store: RunStore, job: str, seed: int,

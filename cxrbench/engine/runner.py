@@ -12,13 +12,12 @@ from typing import Any
 import torch
 
 import cxrbench
-from cxrbench.data.prepare import PreparedData, prepare_data
-from cxrbench.data.external import attach_external, load_external_sets
-from cxrbench.engine.baselines import baseline_records
+from cxrbench.data.prepare import PreparedData
+from cxrbench.engine.batches import make_batches
 from cxrbench.engine.device import resolve_device
 from cxrbench.engine.environment import environment, git_commit
-from cxrbench.engine.executors import RunContext, make_executor
-from cxrbench.engine.job import Job, make_batches, plan_jobs, run_job  # noqa: F401 - make_batches re-exported
+from cxrbench.engine.executors.base import RunContext
+from cxrbench.engine.jobs import Job, job_kind_for
 from cxrbench.engine.progress import NullProgress
 from cxrbench.errors import CxrbenchError, ResultsError, SuiteError
 from cxrbench.plugins import Registry, get_registry
@@ -87,6 +86,16 @@ def _header(suite: Suite, suite_path: str, run_id: str, data: PreparedData, devi
     }
 
 
+def make_executor(config: ExecutorConfig, registry: Registry) -> Any:
+    """The executor a suite's ``executor:`` block names, from the registry; fails before any work
+    when it is unknown or cannot run here (e.g. Ray not installed)."""
+    spec = registry.executor(config.name)
+    problem = spec.check() if spec.check is not None else None
+    if problem:
+        raise CxrbenchError(problem)
+    return spec.create(config)
+
+
 def with_executor(suite: Suite, executor: str | None = None, address: str | None = None) -> Suite:
     """The suite with its ``executor:`` block overridden from the command line (``--executor``, ``--address``)."""
     if executor is None and address is None:
@@ -128,22 +137,16 @@ def run_suite(suite_path: str | Path, overrides: list[str] | tuple[str, ...] = (
     progress = progress or NullProgress()
     suite = with_executor(load_suite(suite_path, list(overrides), models), executor, address)
     check_suite(suite, registry, str(suite_path))
-    runner = make_executor(suite.executor, run=run_job)  # before any work: a missing Ray fails fast
+    runner = make_executor(suite.executor, registry)  # before any work: a missing Ray fails fast
+    kind = job_kind_for(suite)
     dev = _driver_device(device, suite.executor.name)
     if dev.type == "cpu":
         torch.set_flush_denormal(True)  # untrained nets produce denormals that slow CPUs down ~10x
     root = Path(results_root) if results_root else default_results_root()
 
     with progress:
-        if suite.profile.only:  # build and profile each model, train none (cxrbench/engine/profile_only.py)
-            from cxrbench.engine.profile_only import plan_profile_jobs, prepare_profile_data
-
-            data = prepare_profile_data(suite, registry, progress, strict=strict)
-            jobs = plan_profile_jobs(suite)
-        else:
-            external = load_external_sets(suite, registry, progress, strict=strict)  # a bad label map fails first
-            data = attach_external(prepare_data(suite, registry, progress, strict=strict), external)
-            jobs = plan_jobs(suite, len(data.folds))
+        data = kind.prepare_data(suite, registry, progress, strict=strict)
+        jobs = kind.plan(suite, data)
         if resume:
             store = RunStore.open(resume, root)
             old = store.read_header()
@@ -166,25 +169,21 @@ def run_suite(suite_path: str | Path, overrides: list[str] | tuple[str, ...] = (
         header["executor"] = runner.describe()
         store.write_header(header)
 
-        if suite.metrics.baselines and not suite.profile.only:
-            baseline_records(suite, data, registry, store, done)
+        kind.before_jobs(suite, data, registry, store, done)
         info = RunInfo(store.run_id, store.dir, suite.name, header["suite"], [j.id for j in jobs], header)
-        _notify(registry.pm.hook.on_run_start, run=info)
+        _notify(registry.hooks.on_run_start, run=info)
 
         def on_epoch_end(job: str, epoch: int, logs: dict[str, Any]) -> None:
-            _notify(registry.pm.hook.on_epoch_end, run=info, job=job, epoch=epoch, logs=logs)
+            _notify(registry.hooks.on_epoch_end, run=info, job=job, epoch=epoch, logs=logs)
 
-        ctx = RunContext(suite, data, make_batches(suite, data), registry, store, dev, device, progress, on_epoch_end)
+        ctx = RunContext(suite, data, make_batches(suite, data), registry, store, dev, kind, device, progress,
+                         on_epoch_end)
         outcome = RunOutcome(store, "complete")
         todo = [j for j in jobs if j.id not in done]
         outcome.skipped = [j.id for j in jobs if j.id in done]
         try:
             with closing(runner.run(todo, ctx)) as finished:
                 for job, record in finished:
-                    if suite.profile.only:
-                        from cxrbench.engine.profile_only import as_profile_record
-
-                        record = as_profile_record(record)
                     _finish(record, store, progress, registry, info)
                     outcome.records.append(record)
                     if record.status != "ok":
@@ -198,7 +197,7 @@ def run_suite(suite_path: str | Path, overrides: list[str] | tuple[str, ...] = (
             used = {k: v for k, v in outcome.executor.items() if k != "attempts"}
             header = store.read_header() | {"status": outcome.status, "finished_at": now_iso(), "executor": used}
             store.write_header(header)
-            _notify(registry.pm.hook.on_run_end, run=info, records=store.records(), status=outcome.status)
+            _notify(registry.hooks.on_run_end, run=info, records=store.records(), status=outcome.status)
     return outcome
 
 
@@ -206,4 +205,4 @@ def _finish(record: JobRecord, store: RunStore, progress: Any, registry: Registr
     """On the driver, whatever executed the job: write its record, then tell progress and plugins."""
     store.write_record(record)
     progress.end_job(record.job_id, record.status)
-    _notify(registry.pm.hook.on_model_result, run=info, record=record)
+    _notify(registry.hooks.on_model_result, run=info, record=record)

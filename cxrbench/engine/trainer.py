@@ -13,48 +13,10 @@ import torch
 import torch.nn as nn
 
 from cxrbench.data.splits import Fold
+from cxrbench.engine.batches import Batches
 from cxrbench.engine.device import seed_everything
 from cxrbench.specs import Predictions
 from cxrbench.suite.schema import OptimizerConfig, ScheduleConfig, TrainConfig
-
-
-@dataclass
-class Batches:
-    """Tensors shared by every job of a run, and how to turn rows into model input."""
-
-    images: torch.Tensor
-    """uint8 ``(N, C, S, S)`` on the CPU."""
-    labels: torch.Tensor
-    """``(N,)`` long or ``(N, K)`` float."""
-    mean: torch.Tensor
-    std: torch.Tensor
-    train_transform: Callable[[torch.Tensor], torch.Tensor] | None = None
-    eval_transform: Callable[[torch.Tensor], torch.Tensor] | None = None
-
-    def iterate(self, idx: np.ndarray, batch_size: int, device: torch.device, *, train: bool,
-                generator: torch.Generator | None = None, max_steps: int | None = None
-                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield normalised ``(x, y)`` batches of rows ``idx`` (shuffled and augmented when ``train``)."""
-        order = torch.as_tensor(idx, dtype=torch.long)
-        if train:
-            order = order[torch.randperm(len(order), generator=generator)]
-            if len(order) % batch_size == 1 and len(order) > 1:
-                order = order[:-1]  # a batch of one breaks BatchNorm in train mode
-        transform = self.train_transform if train else self.eval_transform
-        mean, std = self.mean.to(device), self.std.to(device)
-        for step, start in enumerate(range(0, len(order), batch_size)):
-            if max_steps is not None and step >= max_steps:
-                return
-            rows = order[start:start + batch_size]
-            x = self.images[rows]
-            if transform is not None:
-                x = torch.stack([transform(img) for img in x])
-            x = x.to(device, non_blocking=True).float().div_(255.0).sub_(mean).div_(std)
-            yield x, self.labels[rows].to(device, non_blocking=True)
-
-    def n_batches(self, n_rows: int, batch_size: int, max_steps: int | None) -> int:
-        n = math.ceil(n_rows / batch_size)
-        return min(n, max_steps) if max_steps else n
 
 
 def make_optimizer(cfg: OptimizerConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:

@@ -169,6 +169,27 @@ def apply_frozen_bn_eval(model: nn.Module) -> nn.Module:
     return model
 
 
+def build_request(spec: ModelSpec, *, num_classes: int, in_chans: int = 3, task: str = "multiclass",
+                  pretrained: bool = False, image_size: int | None = None, dropout: float | None = None,
+                  params: dict[str, Any] | BaseModel | None = None) -> BuildRequest:
+    """The one way to make a :class:`BuildRequest`: ``params`` validated by the spec's schema.
+
+    Every path that builds a model (suite jobs, ``cxrbench profile``, probes, report, latency)
+    goes through here, so a builder can always read ``req.params.<field>``.
+    """
+    if not isinstance(params, spec.params_schema):
+        params = validate_params(spec, params.model_dump() if isinstance(params, BaseModel) else params)
+    return BuildRequest(num_classes=num_classes, in_chans=in_chans, task=task, pretrained=pretrained,  # type: ignore[arg-type]
+                        image_size=image_size or spec.default_input_size, dropout=dropout, params=params)
+
+
+def build_model(spec: ModelSpec, *, weights: str | None = None, freeze: str = "none",
+                **request: Any) -> nn.Module:
+    """:func:`build_request` then :func:`create_model`: the model with params validated, ``weights``
+    loaded and ``freeze`` applied (``request`` are :func:`build_request`'s keyword arguments)."""
+    return create_model(spec, build_request(spec, **request), weights=weights, freeze=freeze)
+
+
 def validate_params(spec: ModelSpec, raw: dict[str, Any] | None) -> BaseModel:
     """``raw`` validated by ``spec.params_schema``; :class:`SuiteError` naming the model and field."""
     try:

@@ -22,8 +22,9 @@ from cxrbench.data.prepare import PreparedData, prepare_data
 from cxrbench.data.transforms import normalization_stats
 from cxrbench.engine.baselines import baseline_predict
 from cxrbench.engine.evaluation import compute_metrics
-from cxrbench.engine.job import make_batches
-from cxrbench.engine.trainer import Batches, Trainer
+from cxrbench.engine.batches import make_batches
+from cxrbench.engine.batches import Batches
+from cxrbench.engine.trainer import Trainer
 from cxrbench.errors import ResultsError
 from cxrbench.plugins import Registry, get_registry
 from cxrbench.probes import PROBES_FILE

@@ -64,11 +64,11 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
 
 def latency_config(args: argparse.Namespace, base: LatencyConfig | None = None) -> LatencyConfig:
     """A :class:`LatencyConfig` from the command line, over ``base`` (a suite's ``profile.latency``)."""
-    from cxrbench.profiling.runtimes import latency_backends
+    from cxrbench.plugins import get_registry
 
     data: dict[str, Any] = base.model_dump(exclude_unset=True) if base is not None else {}
     if base is None and not args.runtimes:
-        data["runtimes"] = list(latency_backends())
+        data["runtimes"] = list(get_registry().latency_backends)
     for key in ("runtimes", "preset", "device", "device_name", "min_samples", "min_seconds", "max_seconds",
                 "busy_scope"):
         if getattr(args, key) is not None:
@@ -123,7 +123,7 @@ def _registered_targets(args: argparse.Namespace, registry: Any) -> list[_Target
 
 
 def _suite_targets(args: argparse.Namespace, registry: Any) -> tuple[Any, list[_Target]]:
-    from cxrbench.engine.job import build_model
+    from cxrbench.engine.jobs import build_model
     from cxrbench.suite.checks import check_suite
     from cxrbench.suite.loader import load_suite
 

@@ -23,7 +23,7 @@ from cxrbench.profiling.cost import count_macs, count_macs_flopcounter, count_pa
 from cxrbench.profiling.fingerprint import allowed_cpus, default_device_name, device_fingerprint, safe_name
 from cxrbench.profiling.latency import summarize
 from cxrbench.profiling.records import LatencyRecord
-from cxrbench.profiling.runtimes import latency_backends, qualified_name
+from cxrbench.profiling.runtimes import qualified_name
 from cxrbench.profiling.runtimes.base import ExportContext, Prepared
 from cxrbench.profiling.worker import spawn
 
@@ -136,7 +136,11 @@ def _profile(model: nn.Module, cfg: LatencyConfig, size: tuple[int, int], in_cha
     base = {"model": label, "device_name": device_name, "input_shape": [in_chans, *size],
             "num_classes": num_classes, "config": cfg.model_dump(mode="json"), **cost, **meta}
     fingerprint = device_fingerprint(device_name)
-    backends = latency_backends(registry)
+    if registry is None:
+        from cxrbench.plugins import get_registry
+
+        registry = get_registry()
+    backends = registry.latency_backends
     records: list[dict[str, Any]] = []
     accuracy_fp32: dict[str, float] | None = None
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cxrbench.engine.job import build_model
+from cxrbench.engine.jobs import build_model
 from cxrbench.models.factory import read_state_dict
 from cxrbench.plugins import Registry
 from cxrbench.suite.schema import ModelEntry, Suite

@@ -69,15 +69,18 @@ def check_suite(suite: Suite, registry: Registry, source: str) -> None:
         except UnknownNameError:
             problems.append(f"  train.early_stopping.monitor: {monitor!r} is neither val_loss nor a metric name")
 
-    latency = suite.profile.latency
-    if (latency.enabled or suite.profile.only) and getattr(registry, "pm", None) is not None:
-        from cxrbench.profiling.runtimes import latency_backends
+    try:
+        registry.executor(suite.executor.name)
+    except UnknownNameError as exc:
+        unknown("executor.name", exc)
 
-        known = latency_backends(registry)
+    latency = suite.profile.latency
+    if latency.enabled or suite.profile.only:
         for i, runtime in enumerate(latency.runtimes):
-            if runtime not in known:
-                problems.append(f"  profile.latency.runtimes[{i}]: unknown latency runtime {runtime!r} "
-                                f"(registered: {', '.join(known)})")
+            try:
+                registry.latency_backend(runtime)
+            except UnknownNameError as exc:
+                unknown(f"profile.latency.runtimes[{i}]", exc)
 
     from cxrbench.engine.thresholding import threshold_problems
 

@@ -283,8 +283,10 @@ class ReferenceConfig(Strict):
 class ExecutorConfig(Strict):
     """Where jobs run. It never changes results (not part of the protocol hash)."""
 
-    name: Literal["local", "ray"] = Field("local", description="local: one job after another in this process; "
-                                          "ray: each job is a Ray task (`pip install cxrbench[ray]`).")
+    name: str = Field("local", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                      description="A registered executor (checked against the plugins): local: one job after "
+                                  "another in this process; ray: each job is a Ray task (`pip install "
+                                  "cxrbench[ray]`); or one a plugin registers.")
     address: str | None = Field(None, description="ray: cluster to join (auto, HOST:PORT, ray://...); "
                                 "null starts a local Ray on this machine.")
     num_cpus: float = Field(1, gt=0, description="ray: CPUs reserved per job.")
@@ -293,6 +295,8 @@ class ExecutorConfig(Strict):
     retries: int = Field(0, ge=0, description="Times a failed job is run again before it is recorded as failed.")
     threads: int | None = Field(None, ge=1, description="ray: torch CPU threads per job; default: the driver's "
                                 "torch.get_num_threads(), so CPU metrics equal a local run's.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Settings of a plugin's executor "
+                                    "(read by that executor; the built-ins take none).")
     images: Literal["object_store", "shared_cache"] = Field(
         "object_store", description="ray: ship decoded images once through Ray's object store, or let each "
                                     "worker memory-map the image cache entry from a path every node shares.")
@@ -374,6 +378,12 @@ class Suite(Strict):
         if twice:
             raise ValueError(f"external_test names must be unique; {twice} appear more than once")
         return self
+
+    def model_build_args(self, entry: ModelEntry) -> dict[str, Any]:
+        """Keyword arguments of :func:`cxrbench.models.factory.build_model` for ``entry`` under this suite."""
+        return {"num_classes": len(self.task.classes), "in_chans": self.input.channels, "task": self.task.type,
+                "pretrained": entry.pretrained, "image_size": self.input.image_size, "dropout": entry.dropout,
+                "params": entry.params, "weights": entry.weights, "freeze": entry.freeze}
 
     def model_train(self, entry: ModelEntry) -> TrainConfig:
         """The suite's train config with ``entry.train`` deep-merged over it."""

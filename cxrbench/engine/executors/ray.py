@@ -1,9 +1,7 @@
-"""Where a run's jobs execute: one after another in this process (``local``) or as Ray tasks (``ray``).
+"""The ``ray`` executor: each job a Ray task with the suite's per-job resources.
 
-The driver (:mod:`cxrbench.engine.runner`) plans the jobs, writes every record into the run folder
-and calls every lifecycle hook; an executor only turns jobs into finished records, yielding each as
-soon as it is known. Both executors run a failed job again up to ``retries`` times and then hand
-back a ``failed`` record naming the last error and the number of attempts.
+A failed job runs again up to ``retries`` times and then comes back as a ``failed`` record naming
+the last error and the number of attempts.
 
 Ray workers need no shared file system: the decoded images go out once through Ray's object store
 (``ray.put``) and each task returns its record, predictions CSV, checkpoint bytes and log text,
@@ -28,97 +26,24 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import pandas as pd
 import torch
-from rich.markup import escape
 
 from cxrbench.data.prepare import PreparedData
+from cxrbench.engine.batches import make_batches
 from cxrbench.engine.device import resolve_device
-from cxrbench.engine.job import (Job, JobOutput, describe_error, make_batches, monitor_of, run_job, save_output,
-                                 train_job)
+from cxrbench.engine.executors.base import Finished, RunContext
+from cxrbench.engine.jobs.kernel import Job, JobKind, JobOutput, describe_error
+from cxrbench.engine.jobs.train_eval import monitor_of
 from cxrbench.engine.progress import EventInbox
-from cxrbench.engine.trainer import Batches
 from cxrbench.errors import CxrbenchError
 from cxrbench.plugins import Registry
 from cxrbench.results.records import JobRecord
-from cxrbench.results.store import RunStore, now_iso
+from cxrbench.results.store import RunStore
 from cxrbench.suite.schema import ExecutorConfig, Suite
 
 log = logging.getLogger(__name__)
 
 LOGS_DIR = "logs"
 RAY_HINT = "pip install cxrbench[ray]"
-
-Finished = Iterator[tuple[Job, JobRecord]]
-
-
-@dataclass
-class RunContext:
-    """What every job of a run shares, built once by the driver."""
-
-    suite: Suite
-    data: PreparedData
-    batches: Batches
-    registry: Registry
-    store: RunStore
-    device: torch.device
-    """The driver's resolved device (local jobs run on it)."""
-    device_name: str = "auto"
-    """The device as asked (auto | cpu | cuda | mps): Ray workers resolve it themselves."""
-    progress: Any = None
-    on_epoch_end: Callable[[str, int, dict[str, Any]], None] | None = None
-    """Driver-side delivery of ``on_epoch_end(job, epoch, logs)``."""
-
-
-def failed_record(job: Job, data: PreparedData, errors: list[str]) -> JobRecord:
-    """The record of a job that failed every attempt: the last error, and how many attempts (if > 1)."""
-    error = errors[-1] if errors else "unknown error"
-    if len(errors) > 1:
-        error += f" [failed {len(errors)} attempts]"
-    return JobRecord(job_id=job.id, model=job.entry.key, model_name=job.entry.name, fold=job.fold,
-                     seed=job.seed, status="failed", error=error, model_config=job.entry.model_dump(mode="json"),
-                     synthetic=data.synthetic, finished_at=now_iso())
-
-
-class LocalExecutor:
-    """One job after another in this process, with live progress bars and live epoch hooks."""
-
-    name = "local"
-
-    def __init__(self, retries: int = 0, run: Callable[..., JobRecord] = run_job):
-        self.retries = retries
-        self.run_fn = run
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "retries": self.retries, "torch_threads": torch.get_num_threads()}
-
-    def run(self, jobs: list[Job], ctx: RunContext) -> Finished:
-        """Yield ``(job, record)`` for each job, in plan order."""
-        ctx.progress.start_jobs(len(jobs))
-        for job in jobs:
-            yield job, self._attempts(job, ctx)
-
-    def _attempts(self, job: Job, ctx: RunContext) -> JobRecord:
-        def epoch_hook(epoch: int, logs: dict[str, Any]) -> None:
-            if ctx.on_epoch_end is not None:
-                ctx.on_epoch_end(job.id, epoch, logs)
-
-        errors: list[str] = []
-        for attempt in range(1, self.retries + 2):
-            try:
-                return self.run_fn(job, ctx.suite, ctx.data, ctx.batches, ctx.registry, ctx.store, ctx.device,
-                                   ctx.progress, epoch_hook)
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:  # noqa: BLE001 - one model's failure must not stop the others
-                log.debug("job %s attempt %d failed:\n%s", job.id, attempt, traceback.format_exc())
-                errors.append(describe_error(exc))
-                if attempt <= self.retries:
-                    ctx.progress.log(f"[yellow]job {job.id} attempt {attempt} failed ({escape(errors[-1])}); "
-                                     f"retrying[/yellow]")
-        return failed_record(job, ctx.data, errors)
-
-
-# ----------------------------------------------------------------------------------------- Ray
-
 
 def import_ray() -> Any:
     """The ``ray`` module, or a CxrbenchError saying how to install it."""
@@ -144,6 +69,8 @@ class _Shared:
     std: torch.Tensor
     registry: Registry
     """The driver's model and metric specs the jobs need (no plugin manager: hooks stay on the driver)."""
+    kind: JobKind
+    """The run's job kind."""
     device: str
     threads: int
     images_path: str | None = None
@@ -173,25 +100,13 @@ class _Attempt:
 
 
 def portable_registry(registry: Registry, suite: Suite) -> Registry:
-    """A copy of ``registry`` holding only the model and metric specs the suite's jobs use.
+    """The registry view shipped to Ray workers: the suite's models and metrics, every latency runtime.
 
-    Shipped to Ray workers (cloudpickle): plugins given to the driver in code (``registry=``)
-    work on workers too; installed plugins must be importable on every node.
+    Plugins given to the driver in code (``registry=``) work on workers too (cloudpickle);
+    installed plugins must be importable on every node.
     """
-    names = [suite.metrics.primary, *suite.metrics.report, "loss", monitor_of(suite, registry)[0]]
-    metrics = {}
-    for name in names:
-        name = name.removeprefix("val_")
-        base = name.partition("@")[0] if name not in registry.metrics else name
-        if base in registry.metrics:
-            metrics[base] = registry.metrics[base]
-    portable = object.__new__(Registry)
-    portable.pm = None
-    portable.plugins = list(registry.plugins)
-    portable.models = {e.name: registry.model(e.name) for e in suite.models}
-    portable.datasets = {}
-    portable.metrics = metrics
-    return portable
+    metrics = [suite.metrics.primary, *suite.metrics.report, "loss", monitor_of(suite, registry)[0]]
+    return registry.portable(models=[e.name for e in suite.models], metrics=metrics, datasets=(), executors=())
 
 
 def _node_name() -> str:
@@ -279,7 +194,7 @@ def ray_attempt(shared: _Shared, job: Job, attempt: int, inbox: Any = None) -> _
                                                  for k, v in logs.items()})
                 events.send("epoch", job.id, attempt, epoch, epochs, dict(logs))
 
-            output = train_job(job, shared.suite, data, batches, shared.registry, device, None, on_epoch)
+            output = shared.kind.execute(job, shared.suite, data, batches, shared.registry, device, None, on_epoch)
             error = None
         except Exception as exc:  # noqa: BLE001 - returned to the driver, which retries or records it
             output, error = None, describe_error(exc)
@@ -369,7 +284,7 @@ class RayExecutor:
         if device == "auto" and not self.config.num_gpus:
             device = "cpu"  # never take a GPU the job did not reserve
         return _Shared(ctx.suite, slim, ctx.batches.mean, ctx.batches.std, portable_registry(ctx.registry, ctx.suite),
-                       device, self._threads(), images_path)
+                       ctx.kind, device, self._threads(), images_path)
 
     def _inbox(self) -> Any:
         try:
@@ -420,14 +335,14 @@ class RayExecutor:
                     self._write_log(ctx.store, job, attempt, result)
                     if result.output is not None:
                         self._replay_epochs(ctx, job, result.output.record, seen_epochs.get((job.id, attempt), set()))
-                        yield job, save_output(result.output, ctx.store)
+                        yield job, ctx.save(result.output)
                         continue
                     errors[job.id].append(result.error or "unknown error")
                     if attempt <= c.retries:
                         ctx.progress.job_retry(job.id, attempt, errors[job.id][-1])
                         submit(job, attempt + 1)
                     else:
-                        yield job, failed_record(job, ctx.data, errors[job.id])
+                        yield job, ctx.failed(job, errors[job.id])
         finally:
             for ref in pending:
                 with contextlib.suppress(Exception):
@@ -495,11 +410,3 @@ class RayExecutor:
             fh.write(result.log)
             if not result.log.endswith("\n"):
                 fh.write("\n")
-
-
-def make_executor(config: ExecutorConfig, run: Callable[..., JobRecord] = run_job,
-                  cluster_cpus: int | None = None) -> LocalExecutor | RayExecutor:
-    """The executor a suite's ``executor:`` block asks for (``run`` is the local job function)."""
-    if config.name == "ray":
-        return RayExecutor(config, cluster_cpus=cluster_cpus)
-    return LocalExecutor(config.retries, run)

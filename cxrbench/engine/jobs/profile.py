@@ -1,8 +1,7 @@
-"""Profile-only suites (``profile.only: true``): every model is built, never trained, and profiled.
+"""Profile only (``profile.only: true``): the job kind that builds every model, trains none, profiles each.
 
-The runner plans one job per model (fold 0, the first seed) and the job layer calls
-:func:`profile_only_job` instead of training, so resume, Ctrl-C, retries and failure isolation are
-those of a training run, on either executor. Each job's record has ``kind: profile`` (cost filled,
+One job per model (fold 0, the first seed); resume, Ctrl-C, retries and failure isolation are
+those of a training run, on any executor. Each job's record has ``kind: profile`` (cost filled,
 metrics empty); its latency records go to ``<run>/latency/<job>.json`` as a trained run's do.
 """
 
@@ -15,10 +14,9 @@ from typing import Any
 import torch
 
 from cxrbench.data.prepare import PreparedData, prepare_data
-from cxrbench.engine.job import Job, JobOutput, build_model, model_cost
+from cxrbench.engine.jobs.kernel import Job, JobKind, JobOutput, build_model, model_cost
 from cxrbench.errors import DatasetError
 from cxrbench.plugins import Registry
-from cxrbench.results.records import JobRecord
 from cxrbench.results.store import now_iso
 from cxrbench.suite.loader import sha256_of
 from cxrbench.suite.schema import DatasetConfig, ModelEntry, SplitConfig, Suite, TaskConfig
@@ -29,6 +27,24 @@ PROFILE_KIND = "profile"
 """``JobRecord.kind`` of a profile-only job."""
 STANDIN = "standin"
 """``PreparedData.notes`` key set when synthetic images stand in for a missing dataset."""
+
+
+class ProfileOnly(JobKind):
+    """Build each model (untrained, or its pretrained/weights), profile it with ``profile.latency``."""
+
+    name = "profile"
+    record_kind = PROFILE_KIND
+
+    def prepare_data(self, suite: Suite, registry: Registry, progress: Any = None,
+                     strict: bool = False) -> PreparedData:
+        return prepare_profile_data(suite, registry, progress, strict=strict)
+
+    def plan(self, suite: Suite, data: PreparedData) -> list[Job]:
+        return plan_profile_jobs(suite)
+
+    def execute(self, job: Job, suite: Suite, data: PreparedData, batches: Any, registry: Registry,
+                device: torch.device, progress: Any = None, on_epoch_end: Any = None) -> JobOutput:
+        return profile_only_job(job, suite, data, batches, registry, device, progress)
 
 
 def plan_profile_jobs(suite: Suite) -> list[Job]:
@@ -130,11 +146,5 @@ def profile_only_job(job: Job, suite: Suite, data: PreparedData, batches: Any, r
                        status="ok", kind=PROFILE_KIND, cost=cost, model_config=config,
                        model_config_sha256=sha256_of(config), plugin=spec.plugin, synthetic=data.synthetic,
                        started_at=started, finished_at=now_iso())
-    return JobOutput(record, b"", None, records)
+    return JobOutput(record, latency=records)
 
-
-def as_profile_record(record: JobRecord) -> JobRecord:
-    """A failed record made by the executor, marked as a profile-only job's."""
-    from dataclasses import replace
-
-    return replace(record, kind=PROFILE_KIND) if record.kind == "model" else record
