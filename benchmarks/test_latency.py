@@ -32,7 +32,7 @@ import torch.utils.benchmark as tbench
 
 from cxrbench.models.factory import create_model
 from cxrbench.plugins import get_registry
-from cxrbench.profiling.config import LatencyConfig
+from cxrbench.suite.latency import LatencyConfig
 from cxrbench.profiling.fingerprint import allowed_cpus
 from cxrbench.profiling.profiler import pick_cpus, profile_model
 from cxrbench.profiling.worker import worker_env

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from cxrbench.builtins.models import baseline_specs
-from cxrbench.profiling.cost import count_macs, count_macs_flopcounter, count_params, model_cost
+from cxrbench.models.cost import count_macs, count_macs_flopcounter, count_params, model_cost
 from cxrbench.specs import BuildRequest
 
 SPECS = {s.name: s for s in baseline_specs()}
@@ -44,7 +44,7 @@ def test_lenet_macs_by_hand():
 
 def test_cost_record_documents_the_counter():
     cost = model_cost(SPECS["resnet18"], num_classes=2, in_chans=3, input_size=64)
-    assert cost["counter"] == "ptflops" and cost["backend"] == "aten"
+    assert cost["counter"] == "ptflops" and cost["counter_backend"] == "aten"
     assert cost["counter_version"] == version("ptflops")
     assert "FLOPs = 2 x MACs" in cost["convention"]
     # BN running mean/var add 2 floats per BN channel to the state dict (resnet18: 4800 BN channels)

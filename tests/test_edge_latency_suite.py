@@ -216,3 +216,20 @@ def test_validate_names_an_unknown_latency_runtime(capsys):
     assert main(["validate", str(EDGE), "--set", "profile.latency.runtimes=[torch, tensorrtt]"]) != 0
     err = capsys.readouterr().err
     assert "profile.latency.runtimes[1]:" in err and "'tensorrtt'" in err
+
+
+def test_profile_suite_calibrates_like_a_profile_only_run(tmp_path, monkeypatch):
+    """One policy: `cxrbench profile --suite` and `cxrbench run` of the same profile-only suite hand the
+    profiler the same int8 calibration images (the suite's training rows, not synthetic_cxr images)."""
+    import torch
+
+    seen = _capture_profile_model(monkeypatch)
+    sets = [*TINY, "profile.latency.runtimes=[int8]", "profile.latency.calib_images=8", "models=[lenet]",
+            "dataset.options.difficulty=0.3"]
+    outcome = run_suite(EDGE, sets, results_root=tmp_path / "results", device="cpu")
+    assert outcome.status == "complete"
+    assert main(["profile", "--suite", str(EDGE), *_cli_args(*sets), "--runtimes", "int8", "--json"]) == 0
+    in_run, command = seen
+    assert "training images of synthetic_cxr" in command["calib_source"]
+    assert command["calib_source"] == in_run["calib_source"]
+    assert torch.equal(command["calib"], in_run["calib"])

@@ -13,7 +13,7 @@ from cxrbench.builtins.models import baseline_specs
 from cxrbench.models import baselines
 from cxrbench.models.lenet import LeNetParams
 from cxrbench.models.shufflenet_v1 import ShuffleNetV1, ShuffleNetV1Params, ShuffleUnit
-from cxrbench.profiling.cost import count_macs
+from cxrbench.models.cost import count_macs
 from cxrbench.specs import BuildRequest, ModelSpec
 
 SPECS = {s.name: s for s in baseline_specs()}

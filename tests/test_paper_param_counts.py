@@ -8,7 +8,7 @@ import torch
 
 from cxrbench.models.factory import create_model
 from cxrbench.plugins import get_registry
-from cxrbench.profiling.cost import count_params
+from cxrbench.models.cost import count_params
 from cxrbench.specs import BuildRequest
 
 

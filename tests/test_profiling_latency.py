@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from cxrbench.profiling.config import PRESETS, LatencyConfig
+from cxrbench.suite.latency import PRESETS, LatencyConfig
 from cxrbench.profiling.latency import CpuMeter, measure, parse_proc_stat, summarize
 from cxrbench.profiling.plot import pareto_front, pareto_plot
 from cxrbench.profiling.profiler import pick_cpus, resolve_threads

@@ -77,7 +77,7 @@ def test_import_rejects_files_that_are_not_latency_files(tmp_path):
 
 def test_profile_without_latency_options_prints_cost_only(capsys):
     from cxrbench.plugins import get_registry
-    from cxrbench.profiling.cost import model_cost
+    from cxrbench.models.cost import model_cost
 
     assert cli(["profile", "lenet", "--input-size", "32", "--in-chans", "1", "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)

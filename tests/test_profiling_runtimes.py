@@ -13,7 +13,7 @@ from sklearn.metrics import accuracy_score
 
 from cxrbench.hookspecs import hookimpl
 from cxrbench.plugins import Registry, get_registry, load_plugin_manager
-from cxrbench.profiling.config import LatencyConfig
+from cxrbench.suite.latency import LatencyConfig
 from cxrbench.profiling.profiler import profile_model
 from cxrbench.profiling.records import LatencyRecord
 from cxrbench.specs import LatencyBackendSpec
@@ -235,7 +235,7 @@ def test_suite_job_profile_calibrates_on_train_and_scores_test(ort, suite_file, 
     from cxrbench.data.prepare import prepare_data
     from cxrbench.plugins import get_registry
     from cxrbench.profiling.records import load_latency_records
-    from cxrbench.profiling.suite_job import profile_job
+    from cxrbench.engine.suite_profiling import profile_job
     from cxrbench.suite.loader import load_suite
 
     registry = get_registry()

@@ -96,7 +96,7 @@ def test_pareto_plot_is_written(profiled_run, capsys):
 
 
 def test_a_profiler_crash_keeps_the_trained_model(tmp_path, suite_file, monkeypatch):
-    import cxrbench.profiling.suite_job as suite_job
+    import cxrbench.engine.suite_profiling as suite_job
 
     def boom(*args, **kwargs):
         raise RuntimeError("profiler exploded")

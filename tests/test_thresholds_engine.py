@@ -12,7 +12,8 @@ from sklearn import metrics as skm
 
 from cxrbench.data.prepare import prepare_data
 from cxrbench.data.splits import Fold
-from cxrbench.engine.evaluation import compute_metrics, read_predictions
+from cxrbench.engine.evaluation import read_predictions
+from cxrbench.metrics.scoring import compute_metrics
 from cxrbench.engine.batches import make_batches
 from cxrbench.engine.jobs.train_eval import plan_jobs, train_job
 from cxrbench.engine.runner import run_suite

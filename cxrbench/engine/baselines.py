@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from cxrbench.data.prepare import PreparedData
-from cxrbench.engine.evaluation import score, write_predictions
+from cxrbench.engine.evaluation import write_predictions
+from cxrbench.metrics.scoring import score
 from cxrbench.engine.external import baseline_external
 from cxrbench.plugins import Registry
 from cxrbench.results.records import JobRecord, job_id

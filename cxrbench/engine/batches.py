@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from cxrbench.data.transforms import eval_transform, normalization_stats, train_transform
+from cxrbench.models.predict import normalize
 
 if TYPE_CHECKING:  # pragma: no cover
     from cxrbench.data.prepare import PreparedData
@@ -48,7 +49,7 @@ class Batches:
             x = self.images[rows]
             if transform is not None:
                 x = torch.stack([transform(img) for img in x])
-            x = x.to(device, non_blocking=True).float().div_(255.0).sub_(mean).div_(std)
+            x = normalize(x.to(device, non_blocking=True), mean, std)
             yield x, self.labels[rows].to(device, non_blocking=True)
 
     def n_batches(self, n_rows: int, batch_size: int, max_steps: int | None) -> int:

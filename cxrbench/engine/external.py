@@ -18,7 +18,8 @@ import torch
 
 from cxrbench.data.external import ExternalSet
 from cxrbench.data.prepare import PreparedData
-from cxrbench.engine.evaluation import score, write_predictions
+from cxrbench.engine.evaluation import write_predictions
+from cxrbench.metrics.scoring import score
 from cxrbench.engine.batches import Batches
 from cxrbench.engine.jobs.kernel import external_predictions_path
 from cxrbench.engine.trainer import Trainer

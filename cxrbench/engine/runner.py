@@ -15,7 +15,7 @@ import cxrbench
 from cxrbench.data.prepare import PreparedData
 from cxrbench.engine.batches import make_batches
 from cxrbench.engine.device import resolve_device
-from cxrbench.engine.environment import environment, git_commit
+from cxrbench.environment import environment, git_commit
 from cxrbench.engine.executors.base import RunContext
 from cxrbench.engine.jobs import Job, job_kind_for
 from cxrbench.engine.progress import NullProgress

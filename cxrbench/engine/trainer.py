@@ -6,7 +6,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -15,6 +15,7 @@ import torch.nn as nn
 from cxrbench.data.splits import Fold
 from cxrbench.engine.batches import Batches
 from cxrbench.engine.device import seed_everything
+from cxrbench.models.predict import predict
 from cxrbench.specs import Predictions
 from cxrbench.suite.schema import OptimizerConfig, ScheduleConfig, TrainConfig
 
@@ -160,28 +161,17 @@ class Trainer:
                 self.progress.advance_batch(loss.item())
         return total / max(count, 1)
 
-    @torch.inference_mode()
     def predict(self, idx: np.ndarray, batch_size: int | None = None) -> Predictions:
         """Probabilities, predictions and mean loss on rows ``idx`` (eval mode, no augmentation)."""
         model = self.model
         model.eval()
         bs = batch_size or self.cfg.eval_batch_size or self.cfg.batch_size
-        probs, losses = [], 0.0
-        for x, y in self.data.iterate(idx, bs, self.device, train=False):
+
+        def forward(x: torch.Tensor) -> torch.Tensor:
             if self.device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
-                logits = model(x)
-            logits = logits.float()
-            losses += self.loss_fn(logits, y).item() * len(x)
-            p = torch.sigmoid(logits) if self.task == "multilabel" else torch.softmax(logits, dim=1)
-            probs.append(p.cpu())
-        prob = torch.cat(probs).numpy().astype(np.float64)
-        y_true = self.data.labels[torch.as_tensor(idx, dtype=torch.long)].numpy()
-        if self.task == "multilabel":
-            y_true = y_true.astype(int)
-            y_pred = (prob >= 0.5).astype(int)
-        else:
-            y_pred = prob.argmax(axis=1)
-        return Predictions(y_true, prob, y_pred, self.task, self.class_names, self.positive,
-                           loss=losses / max(len(idx), 1))
+                return model(x)
+
+        return predict(forward, self.data.iterate(idx, bs, self.device, train=False), self.task,  # type: ignore[arg-type]
+                       self.class_names, self.positive, loss_fn=self.loss_fn)

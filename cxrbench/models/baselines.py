@@ -69,14 +69,14 @@ def _no_pretrained(req: BuildRequest, name: str) -> None:
 def build_lenet(req: BuildRequest) -> nn.Module:
     """LeNet-5 sized for ``req.image_size`` (see :class:`~cxrbench.models.lenet.LeNetParams`)."""
     _no_pretrained(req, "lenet")
-    head = getattr(req.params, "head", "flatten")
+    head = req.params.head
     return LeNet5(req.num_classes, req.in_chans, req.image_size, head)
 
 
 def build_shufflenet_v1(req: BuildRequest) -> nn.Module:
     """ShuffleNet v1 1x (``groups`` from the params, 3 by default)."""
     _no_pretrained(req, "shufflenet_v1")
-    return ShuffleNetV1(req.num_classes, req.in_chans, getattr(req.params, "groups", 3))
+    return ShuffleNetV1(req.num_classes, req.in_chans, req.params.groups)
 
 
 def torchvision_builder(arch: str, classifier: str, first_conv: str, dropout_arg: str | None = None,

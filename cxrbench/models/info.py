@@ -18,11 +18,9 @@ def model_info(spec: ModelSpec, with_params: bool = False) -> dict[str, Any]:
         "params_schema": spec.params_schema.model_json_schema(),
     }
     if with_params:
-        from cxrbench.models.factory import create_model
-        from cxrbench.profiling.cost import count_params
-        from cxrbench.specs import BuildRequest
+        from cxrbench.models.cost import count_params
+        from cxrbench.models.factory import build_model
 
-        model = create_model(spec, BuildRequest(num_classes=2, in_chans=3, image_size=spec.default_input_size,
-                                                params=spec.params_schema()))
+        model = build_model(spec, num_classes=2, in_chans=3)
         info["params"] = count_params(model)[0]
     return info

@@ -21,7 +21,7 @@ import cxrbench
 from cxrbench.data.prepare import PreparedData, prepare_data
 from cxrbench.data.transforms import normalization_stats
 from cxrbench.engine.baselines import baseline_predict
-from cxrbench.engine.evaluation import compute_metrics
+from cxrbench.metrics.scoring import compute_metrics
 from cxrbench.engine.batches import make_batches
 from cxrbench.engine.batches import Batches
 from cxrbench.engine.trainer import Trainer

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from cxrbench.errors import CxrbenchError, ResultsError
-from cxrbench.profiling.config import PRESETS, LatencyConfig
+from cxrbench.suite.latency import PRESETS, LatencyConfig
 
 LATENCY_OPTIONS = ("runtimes", "threads", "batch_sizes", "preset", "device", "device_name", "min_samples",
                    "min_seconds", "max_seconds", "cpus", "busy_scope", "suite", "out", "run")
@@ -52,7 +52,8 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--device", choices=["cpu", "cuda", "auto"], help="device of the torch runtime (default: cpu)")
     g.add_argument("--device-name", help="label of this machine, e.g. rpi5 (default: the hostname)")
     g.add_argument("--calib", choices=["synthetic", "random"], default="synthetic",
-                   help="int8 calibration / check images: synthetic_cxr (default) or random normal")
+                   help="models named without --suite: int8 calibration / check images, synthetic_cxr "
+                        "(default) or random normal (with --suite: the suite's training images, as in its runs)")
     g.add_argument("--calib-count", type=int, help="int8 calibration images (default 256)")
     g.add_argument("--suite", help="profile every model of this suite at its input size, classes and channels")
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a suite field")
@@ -107,8 +108,7 @@ class _Target:
 
 
 def _registered_targets(args: argparse.Namespace, registry: Any) -> list[_Target]:
-    from cxrbench.models.factory import create_model
-    from cxrbench.specs import BuildRequest
+    from cxrbench.models.factory import build_model
 
     if not args.models:
         raise CxrbenchError("name at least one model (see `cxrbench models`) or give --suite")
@@ -116,8 +116,8 @@ def _registered_targets(args: argparse.Namespace, registry: Any) -> list[_Target
     for name in args.models:
         spec = registry.model(name)
         size = args.input_size or spec.default_input_size
-        req = BuildRequest(num_classes=args.num_classes, in_chans=args.in_chans, image_size=size)
-        out.append(_Target(name, name, lambda s=spec, r=req: create_model(s, r), size, args.in_chans,
+        kwargs = {"num_classes": args.num_classes, "in_chans": args.in_chans, "image_size": size}
+        out.append(_Target(name, name, lambda s=spec, k=kwargs: build_model(s, **k), size, args.in_chans,
                            args.num_classes, {"model_name": name}, (spec, args.num_classes, args.in_chans, size)))
     return out
 
@@ -167,7 +167,7 @@ def _checkpoints(args: argparse.Namespace, suite: Any) -> dict[str, tuple[Path, 
 def profile_command(args: argparse.Namespace) -> int:
     """Cost of every model (params, MACs, FLOPs), then latency records when asked; prints and writes them."""
     from cxrbench.plugins import get_registry
-    from cxrbench.profiling.cost import model_cost
+    from cxrbench.models.cost import model_cost
 
     registry = get_registry()
     suite = None
@@ -182,7 +182,7 @@ def profile_command(args: argparse.Namespace) -> int:
         # a suite's own latency block is the base; without one, the command line's defaults apply
         base = suite.profile.latency if suite and "latency" in suite.profile.model_fields_set else None
         cfg = latency_config(args, base)
-        records = _latency(targets, cfg, args, registry)
+        records = _suite_latency(suite, targets, cfg, registry) if suite else _latency(targets, cfg, args, registry)
         for row in rows:
             row["latency"] = [r for r in records if r["model"] == row["model"]]
         if args.out:
@@ -198,6 +198,27 @@ def profile_command(args: argparse.Namespace) -> int:
     if args.out and _wants_latency(args):
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def _suite_latency(suite: Any, targets: list[_Target], cfg: LatencyConfig, registry: Any) -> list[dict[str, Any]]:
+    """Latency of a suite's models by the policy of a profile-only run of that suite (its data, or
+    the synthetic stand-in, calibrates int8; accuracy is measured only for trained weights)."""
+    from cxrbench.engine.batches import make_batches
+    from cxrbench.engine.jobs.kernel import Job
+    from cxrbench.engine.jobs.profile import ProfileOnly, profile_records
+
+    suite = suite.model_copy(update={"profile": suite.profile.model_copy(update={"latency": cfg})})
+    data = ProfileOnly().prepare_data(suite, registry)
+    batches = make_batches(suite, data)
+    entries = {e.key: e for e in suite.models}
+    records = []
+    for t in targets:
+        torch.manual_seed(0)
+        model = t.build().eval()
+        job = Job(entries[t.label], 0, suite.seeds[0])
+        records += profile_records(job, model, suite, data, batches, registry, trained="run" in t.meta,
+                                   run_id=t.meta.get("run"), job_id=t.meta.get("job"))
+    return records
 
 
 def _latency(targets: list[_Target], cfg: LatencyConfig, args: argparse.Namespace,

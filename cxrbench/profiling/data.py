@@ -12,7 +12,6 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from cxrbench.specs import Predictions
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -33,21 +32,14 @@ def make_evaluator(batches: Any, test_idx: np.ndarray, task: str, class_names: t
     ``batches`` is the run's :class:`cxrbench.engine.trainer.Batches`; ``predict`` maps a normalised
     CPU batch to logits (any runtime).
     """
-    from cxrbench.engine.evaluation import compute_metrics
+    from cxrbench.metrics.scoring import compute_metrics
+    from cxrbench.models.predict import predict
 
     idx = np.asarray(test_idx)
-    y_true = batches.labels[torch.as_tensor(idx, dtype=torch.long)].numpy()
 
-    def evaluate(predict: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, float]:
-        logits = torch.cat([torch.as_tensor(predict(x)).float()
-                            for x, _ in batches.iterate(idx, batch_size, torch.device("cpu"), train=False)])
-        if task == "multilabel":
-            prob = torch.sigmoid(logits).numpy().astype(np.float64)
-            pred = Predictions(y_true.astype(int), prob, (prob >= 0.5).astype(int), task,  # type: ignore[arg-type]
-                               class_names, positive)
-        else:
-            prob = torch.softmax(logits, dim=1).numpy().astype(np.float64)
-            pred = Predictions(y_true, prob, prob.argmax(axis=1), task, class_names, positive)  # type: ignore[arg-type]
+    def evaluate(forward: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, float]:
+        pred = predict(forward, batches.iterate(idx, batch_size, torch.device("cpu"), train=False), task,  # type: ignore[arg-type]
+                       class_names, positive)
         return compute_metrics(pred, metric_names, registry)
 
     return evaluate
@@ -67,5 +59,6 @@ def synthetic_images(n: int, size: int, in_chans: int, seed: int = 0, registry: 
     arr = np.stack([to_size(table.load_image(i, size), size, in_chans) for i in range(len(table))])
     mean = IMAGENET_MEAN if in_chans == 3 else (float(np.mean(IMAGENET_MEAN)),)
     std = IMAGENET_STD if in_chans == 3 else (float(np.mean(IMAGENET_STD)),)
-    x = torch.from_numpy(arr).float().div_(255.0)
-    return (x - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
+    from cxrbench.models.predict import normalize
+
+    return normalize(torch.from_numpy(arr), torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1))

@@ -9,7 +9,7 @@ import socket
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from cxrbench.engine.environment import cpu_model
+from cxrbench.environment import cpu_model
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 

@@ -68,7 +68,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from cxrbench.profiling.config import LatencyConfig
+from cxrbench.suite.latency import LatencyConfig
 
 # /proc/stat columns: user nice system idle iowait irq softirq steal guest guest_nice.
 # guest time is already included in user; idle and iowait are not busy.

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from cxrbench.profiling.config import LatencyConfig
-from cxrbench.profiling.cost import count_macs, count_macs_flopcounter, count_params, weight_bytes
+from cxrbench.suite.latency import LatencyConfig
+from cxrbench.models.cost import cost_fields
 from cxrbench.profiling.fingerprint import allowed_cpus, default_device_name, device_fingerprint, safe_name
 from cxrbench.profiling.latency import summarize
 from cxrbench.profiling.records import LatencyRecord
@@ -31,27 +31,6 @@ log = logging.getLogger(__name__)
 
 Evaluate = Callable[[Callable[[torch.Tensor], torch.Tensor]], dict[str, float]]
 """``evaluate(predict) -> {metric: value}``: ``predict`` maps a normalised CPU float batch to logits."""
-
-
-def model_cost_fields(model: nn.Module, input_size: int | tuple[int, int], in_chans: int) -> dict[str, Any]:
-    """Parameters, MACs/FLOPs (ptflops aten, cross-checked with FlopCounterMode / 2) and fp32 sizes."""
-    total, trainable = count_params(model)
-    out: dict[str, Any] = {"params": total, "trainable_params": trainable, **weight_bytes(model)}
-    try:
-        macs = count_macs(model, input_size, in_chans)
-        out |= {"macs": macs["macs"], "flops": macs["flops"], "counter": macs["counter"],
-                "counter_version": macs["counter_version"], "counter_backend": macs["backend"],
-                "convention": macs["convention"]}
-    except Exception as exc:  # noqa: BLE001 - latency is still worth measuring
-        log.warning("MAC count failed: %s", exc)
-    try:
-        fc = count_macs_flopcounter(model, input_size, in_chans)
-        out["macs_flopcounter"] = int(fc)
-        if out.get("macs"):
-            out["macs_crosscheck_rel_diff"] = abs(fc - out["macs"]) / out["macs"]
-    except Exception as exc:  # noqa: BLE001
-        log.warning("FlopCounterMode cross-check failed: %s", exc)
-    return out
 
 
 def resolve_device(name: str) -> str:
@@ -125,7 +104,7 @@ def _profile(model: nn.Module, cfg: LatencyConfig, size: tuple[int, int], in_cha
     allowed = allowed_cpus()
     thread_counts = resolve_threads(cfg.threads, allowed)
     device_name = safe_name(cfg.device_name) if cfg.device_name else default_device_name()
-    cost = model_cost_fields(model, size, in_chans)
+    cost = cost_fields(model, size, in_chans, cross_check=True)
     example = torch.randn(2, in_chans, *size, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         num_classes = int(model(example).shape[-1])

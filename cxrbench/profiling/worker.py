@@ -72,7 +72,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from cxrbench.profiling.calibration import matmul_gflops
-    from cxrbench.profiling.config import LatencyConfig
+    from cxrbench.suite.latency import LatencyConfig
     from cxrbench.profiling.latency import CpuMeter, cpu_step, cuda_step, measure, settle_allocator
     from cxrbench.profiling.runtimes import resolve
     from cxrbench.profiling.runtimes.base import LoadContext

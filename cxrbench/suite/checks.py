@@ -82,7 +82,7 @@ def check_suite(suite: Suite, registry: Registry, source: str) -> None:
             except UnknownNameError as exc:
                 unknown(f"profile.latency.runtimes[{i}]", exc)
 
-    from cxrbench.engine.thresholding import threshold_problems
+    from cxrbench.suite.threshold_checks import threshold_problems
 
     problems += [f"  {p}" for p in threshold_problems(suite)]
 

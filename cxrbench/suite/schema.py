@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cxrbench.profiling.config import LatencyConfig
+from cxrbench.suite.latency import LatencyConfig
 
 TaskType = Literal["binary", "multiclass", "multilabel"]
 

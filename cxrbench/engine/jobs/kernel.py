@@ -111,18 +111,11 @@ def build_model(suite: Suite, entry: ModelEntry, registry: Registry) -> tuple[to
 
 
 def model_cost(model: torch.nn.Module, suite: Suite) -> dict[str, Any]:
-    """Parameters and MACs of the model as trained (suite input size, classes and channels)."""
-    from cxrbench.profiling.cost import count_macs, count_params
+    """The cost fields of the model as trained (suite input size, classes and channels), and that input."""
+    from cxrbench.models.cost import cost_fields
 
-    total, trainable = count_params(model)
-    cost: dict[str, Any] = {"params": total, "params_trainable": trainable,
-                            "input": [suite.input.channels, suite.input.image_size, suite.input.image_size]}
-    try:
-        cost.update(count_macs(model, suite.input.image_size, suite.input.channels))
-    except Exception as exc:  # noqa: BLE001 - a counter failure must not lose a trained model
-        log.warning("MAC count failed for %s: %s", type(model).__name__, exc)
-        cost["macs_error"] = f"{type(exc).__name__}: {exc}"
-    return cost
+    return {**cost_fields(model, suite.input.image_size, suite.input.channels),
+            "input": [suite.input.channels, suite.input.image_size, suite.input.image_size]}
 
 
 def describe_error(exc: BaseException) -> str:
@@ -160,7 +153,7 @@ def save_output(output: JobOutput, store: RunStore) -> JobRecord:
         ckpt = store.checkpoint_path(record.job_id)
         _write_bytes_atomic(ckpt, output.checkpoint)
     if output.latency:
-        from cxrbench.profiling.suite_job import save_job_latency
+        from cxrbench.engine.suite_profiling import save_job_latency
 
         save_job_latency(store.dir, record.job_id, output.latency)
     external = {}

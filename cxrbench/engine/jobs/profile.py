@@ -17,6 +17,7 @@ from cxrbench.data.prepare import PreparedData, prepare_data
 from cxrbench.engine.jobs.kernel import Job, JobKind, JobOutput, build_model, model_cost
 from cxrbench.errors import DatasetError
 from cxrbench.plugins import Registry
+from cxrbench.results.records import JobRecord
 from cxrbench.results.store import now_iso
 from cxrbench.suite.loader import sha256_of
 from cxrbench.suite.schema import DatasetConfig, ModelEntry, SplitConfig, Suite, TaskConfig
@@ -77,11 +78,11 @@ def prepare_profile_data(suite: Suite, registry: Registry, progress: Any = None,
     return data
 
 
-def _accuracy_note(entry: ModelEntry, data: PreparedData, suite: Suite) -> str | None:
+def _accuracy_note(entry: ModelEntry, data: PreparedData, suite: Suite, trained: bool) -> str | None:
     """Why int8 accuracy is not measured for this entry (None: it is)."""
     if STANDIN in data.notes:
         return f"dataset {suite.dataset.name!r} not available (synthetic stand-in images): accuracy not measured"
-    if entry.weights is None:
+    if entry.weights is None and not trained:
         head = "pretrained backbone with an untrained classifier head" if entry.pretrained else "untrained weights"
         return f"{head} (profile-only suite, no `weights:` file): accuracy would be meaningless, not measured"
     if not len(data.folds[0].test):
@@ -90,22 +91,27 @@ def _accuracy_note(entry: ModelEntry, data: PreparedData, suite: Suite) -> str |
 
 
 def profile_records(job: Job, model: torch.nn.Module, suite: Suite, data: PreparedData, batches: Any,
-                    registry: Registry) -> list[dict[str, Any]]:
+                    registry: Registry, *, trained: bool = False, run_id: str | None = None,
+                    job_id: str | None = None) -> list[dict[str, Any]]:
     """Latency records of one built model with the suite's ``profile.latency`` (nothing written).
 
-    int8 is calibrated on training rows of fold 0 (or the synthetic stand-in); its accuracy and
-    the fp32 model's are measured on the test rows only when the entry loads trained ``weights``.
+    The one policy for profiling a suite's models, used by profile-only runs and by
+    ``cxrbench profile --suite``: int8 is calibrated on training rows of fold 0 (or the synthetic
+    stand-in); its accuracy and the fp32 model's are measured on the test rows only when the model
+    is trained (the entry loads ``weights``, or ``trained``: a run's checkpoint). ``run_id`` and
+    ``job_id`` name the run and job a checkpoint came from.
     """
-    from cxrbench.profiling.suite_job import profile_job_records
+    from cxrbench.engine.suite_profiling import profile_job_records
 
     entry = job.entry
     if STANDIN in data.notes:
         source = f"synthetic_cxr images (stand-in: dataset {suite.dataset.name!r} not available)"
     else:
         source = f"training images of {suite.dataset.name} (fold 0)"
-    note = _accuracy_note(entry, data, suite)
-    records = profile_job_records(model, suite.profile.latency, suite, batches, data.folds[0], registry, job.id,
-                                  entry.key, entry.name, measure_accuracy=note is None, calib_from=source)
+    note = _accuracy_note(entry, data, suite, trained)
+    records = profile_job_records(model, suite.profile.latency, suite, batches, data.folds[0], registry,
+                                  job_id or job.id, entry.key, entry.name, run_id, measure_accuracy=note is None,
+                                  calib_from=source)
     if note is not None:
         for r in records:
             if r.get("accuracy") is None and r.get("accuracy_note"):

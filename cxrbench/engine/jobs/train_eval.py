@@ -20,7 +20,8 @@ from cxrbench.data.external import attach_external, load_external_sets
 from cxrbench.data.prepare import PreparedData, prepare_data
 from cxrbench.engine.baselines import baseline_records
 from cxrbench.engine.batches import Batches
-from cxrbench.engine.evaluation import compute_metrics, score, write_predictions
+from cxrbench.engine.evaluation import write_predictions
+from cxrbench.metrics.scoring import compute_metrics, score
 from cxrbench.engine.external import evaluate_external
 from cxrbench.engine.jobs.kernel import Job, JobKind, JobOutput, build_model, describe_error, model_cost
 from cxrbench.engine.thresholding import apply_decision_threshold, check_fold, threshold_for_job
@@ -136,7 +137,7 @@ def profile_latency(job: Job, model: torch.nn.Module, suite: Suite, batches: Bat
                     registry: Registry) -> list[dict[str, Any]]:
     """The suite's latency profile of a trained model; a profiler failure is an ``error`` record,
     never a lost model."""
-    from cxrbench.profiling.suite_job import profile_job_records
+    from cxrbench.engine.suite_profiling import profile_job_records
 
     try:
         return profile_job_records(model, suite.profile.latency, suite, batches, fold, registry, job.id,

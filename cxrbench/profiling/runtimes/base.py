@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
     import torch.nn as nn
 
-    from cxrbench.profiling.config import LatencyConfig
+    from cxrbench.suite.latency import LatencyConfig
 
 EDGE_INSTALL = "pip install 'cxrbench[edge]'  (onnx, onnxscript, onnxruntime)"
 

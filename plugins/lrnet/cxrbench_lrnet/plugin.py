@@ -13,18 +13,12 @@ from cxrbench_lrnet.params import LRNetParams
 PAPER = "Lu & Zheng, LR-Net: a lightweight residual network for pneumonia detection on ChestX-ray2017"
 
 
-def _params(request: BuildRequest) -> LRNetParams:
-    """The request's params as :class:`LRNetParams` (the core's default ``NoParams`` means defaults)."""
-    p = request.params
-    return p if isinstance(p, LRNetParams) else LRNetParams.model_validate(p.model_dump())
-
-
 def build_lrnet(request: BuildRequest) -> nn.Module:
     """LR-Net from a validated :class:`LRNetParams` (random init; the paper trains from scratch)."""
     if request.pretrained:
         raise WeightsError("lrnet has no upstream pretrained weights (the paper trains it from scratch); "
                            "set pretrained: false or give a local weights file")
-    p = _params(request)
+    p: LRNetParams = request.params  # validated by the core on every path
     return LRNet(
         num_classes=request.num_classes,
         in_chans=request.in_chans,

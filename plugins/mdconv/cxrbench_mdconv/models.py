@@ -96,11 +96,6 @@ class MobileNetV3MDConvParams(MDConvOptions):
         return tuple(V3_BLOCKS) if self.stages == "all" else tuple(sorted(set(self.stages)))
 
 
-def _params(request: BuildRequest, schema: type[BaseModel]) -> BaseModel:
-    p = request.params
-    return p if isinstance(p, schema) else schema.model_validate(p.model_dump())
-
-
 def _torchvision(arch: str, request: BuildRequest) -> nn.Module:
     if request.pretrained:
         raise WeightsError(f"{arch} with MD-Conv has no upstream weights (the paper trains from scratch with "
@@ -116,7 +111,7 @@ def _torchvision(arch: str, request: BuildRequest) -> nn.Module:
 
 def build_mobilenetv2_mdconv(request: BuildRequest) -> nn.Module:
     """MobileNetV2 (random init) with MD-Conv in the bottleneck layers named by ``params.stages``."""
-    p = _params(request, MobileNetV2MDConvParams)
+    p: MobileNetV2MDConvParams = request.params  # validated by the core on every path
     model = _torchvision("mobilenet_v2", request)
     for layer in p.layers:
         for i in V2_LAYERS[layer]:
@@ -126,7 +121,7 @@ def build_mobilenetv2_mdconv(request: BuildRequest) -> nn.Module:
 
 def build_mobilenetv3_mdconv(request: BuildRequest) -> nn.Module:
     """MobileNetV3-Large (random init) with MD-Conv in the blocks named by ``params.stages`` (all by default)."""
-    p = _params(request, MobileNetV3MDConvParams)
+    p: MobileNetV3MDConvParams = request.params
     model = _torchvision("mobilenet_v3_large", request)
     for i in p.blocks:
         replace_depthwise(model.features[i], p.kernel_sizes, p.split)

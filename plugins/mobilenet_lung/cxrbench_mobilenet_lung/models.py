@@ -33,10 +33,6 @@ class MobileNetLungParams(MobileNetFTParams):
         "SE bottleneck = 32 // se_reduction hidden units (16 -> 2, the SENet default ratio)"))
 
 
-def _params(request: BuildRequest, schema: type[MobileNetFTParams]) -> MobileNetFTParams:
-    p = request.params
-    return p if isinstance(p, schema) else schema.model_validate(p.model_dump())
-
 
 def mobilenet_v2(request: BuildRequest, weights_version: str) -> nn.Module:
     """torchvision MobileNetV2 with ``num_classes`` outputs, ``in_chans`` inputs, optional ImageNet weights.
@@ -69,10 +65,10 @@ def add_stem_se(model: nn.Module, reduction: int) -> nn.Module:
 
 def build_mobilenet_ft(request: BuildRequest) -> nn.Module:
     """MobileNet-FT: MobileNetV2, classifier resized (all layers trainable: suite ``freeze: none``)."""
-    return mobilenet_v2(request, _params(request, MobileNetFTParams).imagenet_weights)
+    return mobilenet_v2(request, request.params.imagenet_weights)
 
 
 def build_mobilenet_lung(request: BuildRequest) -> nn.Module:
     """MobileNet-Lung: MobileNet-FT plus a squeeze-and-excitation block after the first conv layer."""
-    params = _params(request, MobileNetLungParams)
+    params: MobileNetLungParams = request.params  # validated by the core on every path
     return add_stem_se(mobilenet_v2(request, params.imagenet_weights), params.se_reduction)

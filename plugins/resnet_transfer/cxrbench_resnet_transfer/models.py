@@ -49,8 +49,7 @@ def build_resnet(request: BuildRequest, arch: str, version: str | None) -> nn.Mo
 
 def build_resnet50_transfer(request: BuildRequest) -> nn.Module:
     """ResNet-50 for Feng, Wu & Li (ImageNet weights when pretrained, new head)."""
-    p = request.params
-    params = p if isinstance(p, ResNet50TransferParams) else ResNet50TransferParams.model_validate(p.model_dump())
+    params: ResNet50TransferParams = request.params  # validated by the core on every path
     return build_resnet(request, "resnet50", params.imagenet_weights)
 
 

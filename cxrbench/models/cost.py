@@ -1,4 +1,9 @@
-"""Static model cost: parameter counts, multiply-accumulates and weight size.
+"""Static model cost: parameter counts, multiply-accumulates and weight size, one name per figure.
+
+:func:`cost_fields` is the one set of cost fields every record carries (job records, latency
+records, ``cxrbench profile``): ``params``, ``trainable_params``, ``macs``, ``flops``, ``counter``,
+``counter_version``, ``counter_backend``, ``convention``, ``weights_bytes_fp32``,
+``state_dict_bytes_fp32`` (and ``macs_error`` when counting failed).
 
 MACs come from ptflops with its ``aten`` backend, which counts only conv / matmul / addmm / bmm
 (bias included) at the ATen level. ptflops' default backend (``pytorch``) double-counts some
@@ -11,14 +16,15 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import logging
 from importlib.metadata import version
 from typing import Any
 
 import torch
 import torch.nn as nn
-from pydantic import ValidationError
+from cxrbench.specs import ModelSpec
 
-from cxrbench.specs import BuildRequest, ModelSpec
+log = logging.getLogger(__name__)
 
 CONVENTION = "MACs = multiply-accumulates of conv/linear/matmul (bias included); FLOPs = 2 x MACs"
 
@@ -72,7 +78,7 @@ def count_macs(model: nn.Module, input_size: int | tuple[int, int], in_chans: in
             raise RuntimeError(f"ptflops could not count this model: {message.strip()[-500:]}")
     macs = int(macs)
     return {"macs": macs, "flops": 2 * macs, "counter": "ptflops", "counter_version": version("ptflops"),
-            "backend": "aten", "convention": CONVENTION}
+            "counter_backend": "aten", "convention": CONVENTION}
 
 
 def count_macs_flopcounter(model: nn.Module, input_size: int | tuple[int, int], in_chans: int) -> int:
@@ -93,26 +99,44 @@ def weight_bytes(model: nn.Module) -> dict[str, int]:
     return {"weights_bytes_fp32": 4 * total, "state_dict_bytes_fp32": 4 * state}
 
 
+def cost_fields(model: nn.Module, input_size: int | tuple[int, int], in_chans: int, *,
+                cross_check: bool = False) -> dict[str, Any]:
+    """The cost fields of ``model`` (see the module docstring); a MAC counter failure is recorded
+    as ``macs_error``, never raised. ``cross_check`` adds ``macs_flopcounter`` and the relative
+    difference ``macs_crosscheck_rel_diff`` (one forward pass under ``FlopCounterMode``)."""
+    total, trainable = count_params(model)
+    out: dict[str, Any] = {"params": total, "trainable_params": trainable, **weight_bytes(model)}
+    try:
+        out |= count_macs(model, input_size, in_chans)
+    except Exception as exc:  # noqa: BLE001 - a counter failure must not lose a trained model or a latency
+        log.warning("MAC count failed for %s: %s", type(model).__name__, exc)
+        out["macs_error"] = f"{type(exc).__name__}: {exc}"
+    if cross_check:
+        try:
+            fc = count_macs_flopcounter(model, input_size, in_chans)
+            out["macs_flopcounter"] = int(fc)
+            if out.get("macs"):
+                out["macs_crosscheck_rel_diff"] = abs(fc - out["macs"]) / out["macs"]
+        except Exception as exc:  # noqa: BLE001
+            log.warning("FlopCounterMode cross-check failed: %s", exc)
+    return out
+
+
 def model_cost(spec: ModelSpec, num_classes: int, in_chans: int, input_size: int,
                params: Any = None, task: str = "multiclass") -> dict[str, Any]:
-    """Parameters, MACs/FLOPs and fp32 weight size of ``spec`` built (untrained) for these settings.
+    """:func:`cost_fields` of ``spec`` built (untrained) for these settings, with those settings.
 
-    ``params`` is the spec's validated params (its schema's defaults when None).
+    ``params`` (a dict or the spec's params instance; its schema's defaults when None) is
+    validated like a suite's. The model is built on the meta device when the builder allows.
     """
-    if params is None:
-        try:
-            params = spec.params_schema()
-        except ValidationError:  # required fields: the builder gets the default NoParams
-            pass
-    kwargs: dict[str, Any] = {"params": params} if params is not None else {}
-    request = BuildRequest(num_classes=num_classes, in_chans=in_chans, task=task,  # type: ignore[arg-type]
-                           pretrained=False, image_size=input_size, **kwargs)
+    from cxrbench.models.factory import build_request
+
+    request = build_request(spec, num_classes=num_classes, in_chans=in_chans, task=task, image_size=input_size,
+                            params=params)
     try:  # no weight memory or init time needed: build on the meta device when the builder allows
         with torch.device("meta"):
             model = spec.build(request)
     except Exception:  # noqa: BLE001
         model = spec.build(request)
-    total, trainable = count_params(model)
     return {"model": spec.name, "num_classes": num_classes, "in_chans": in_chans, "input_size": input_size,
-            "params": total, "trainable_params": trainable, **weight_bytes(model),
-            **count_macs(model, input_size, in_chans)}
+            **cost_fields(model, input_size, in_chans)}

@@ -1,4 +1,4 @@
-"""How latency is measured: the :class:`LatencyConfig` schema (``profile.latency`` in a suite).
+"""How latency is measured: the :class:`LatencyConfig` schema (a suite's ``profile.latency``, ``cxrbench profile``).
 
 Unset timing fields take the values of ``preset``: ``default`` (300 samples and 10 s of kept
 measurement after >= 10 iterations and 1 s of warm-up, capped at 60 s, split over 3 fresh

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch.nn as nn
 
-from cxrbench.profiling.config import LatencyConfig
+from cxrbench.suite.latency import LatencyConfig
 from cxrbench.profiling.data import calibration_images, make_evaluator
 from cxrbench.profiling.fingerprint import default_device_name, safe_name
 from cxrbench.profiling import profiler

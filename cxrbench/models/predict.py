@@ -1,0 +1,60 @@
+"""The one predictor: logits on normalised batches -> :class:`~cxrbench.specs.Predictions`.
+
+Training validation, test and external sets, probes, the report and the latency evaluator all
+turn model outputs into probabilities, predicted labels and a mean loss here, and every model
+input is normalised by :func:`normalize`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+
+from cxrbench.specs import Predictions, TaskType
+
+Forward = Callable[[torch.Tensor], torch.Tensor]
+"""Maps a normalised float batch ``(B, C, H, W)`` to logits ``(B, K)`` (a model, an ONNX session, ...)."""
+
+
+def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 images ``(B, C, H, W)`` -> float model input: ``(x / 255 - mean) / std`` (mean/std ``(1, C, 1, 1)``)."""
+    return x.float().div_(255.0).sub_(mean).div_(std)
+
+
+def probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:
+    """Per-label sigmoids (multilabel) or softmax rows (binary, multiclass) of float logits."""
+    return torch.sigmoid(logits) if task == "multilabel" else torch.softmax(logits, dim=1)
+
+
+def to_predictions(prob: np.ndarray, y_true: np.ndarray, task: TaskType, class_names: tuple[str, ...],
+                   positive: int, loss: float | None = None) -> Predictions:
+    """Probabilities ``(N, K)`` and labels -> :class:`Predictions` (argmax, or each label at 0.5)."""
+    prob = np.asarray(prob, dtype=np.float64)
+    if task == "multilabel":
+        y_true = np.asarray(y_true).astype(int)
+        y_pred = (prob >= 0.5).astype(int)
+    else:
+        y_pred = prob.argmax(axis=1)
+    return Predictions(np.asarray(y_true), prob, y_pred, task, class_names, positive, loss=loss)
+
+
+@torch.inference_mode()
+def predict(forward: Forward, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], task: TaskType,
+            class_names: tuple[str, ...], positive: int,
+            loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> Predictions:
+    """Run ``forward`` over ``(x, y)`` batches; probabilities per batch, the mean loss when ``loss_fn``."""
+    probs, labels, loss_sum, n = [], [], 0.0, 0
+    for x, y in batches:
+        logits = torch.as_tensor(forward(x)).float()
+        if loss_fn is not None:
+            loss_sum += loss_fn(logits, y).item() * len(x)
+        probs.append(probabilities(logits, task).cpu())
+        labels.append(y.cpu())
+        n += len(x)
+    k = len(class_names)
+    prob = torch.cat(probs).numpy() if probs else np.zeros((0, k))
+    y_true = torch.cat(labels).numpy() if labels else np.zeros((0, k) if task == "multilabel" else (0,), int)
+    return to_predictions(prob, y_true, task, class_names, positive,
+                          loss=loss_sum / max(n, 1) if loss_fn is not None else None)
