@@ -70,12 +70,32 @@ def _pydicom(path: str | os.PathLike) -> Any:
 
 
 def _read(path: str | os.PathLike, header_only: bool) -> Any:
+    """The dataset, with a Transfer Syntax UID even when the file has no file meta (older writers)."""
     pydicom = _pydicom(path)
     try:
-        # force: a .dcm without the 128-byte preamble (older writers) is still read
-        return pydicom.dcmread(path, stop_before_pixels=header_only, force=True)
+        # force: a .dcm without the 128-byte preamble and file meta is still read
+        ds = pydicom.dcmread(path, stop_before_pixels=header_only, force=True)
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types for a damaged file
         raise DatasetError(f"{path}: not a readable DICOM file ({type(exc).__name__}: {exc})") from None
+    if "TransferSyntaxUID" not in ds.file_meta:
+        from pydicom import uid
+
+        implicit, little = getattr(ds, "original_encoding", (None, None))
+        if implicit is None or little is None:
+            raise DatasetError(f"{path}: not a DICOM file (no file meta and no recognisable data set)")
+        ds.file_meta.TransferSyntaxUID = (uid.ImplicitVRLittleEndian if implicit else
+                                          uid.ExplicitVRLittleEndian if little else uid.ExplicitVRBigEndian)
+    return ds
+
+
+def _require_image(path: str | os.PathLike, ds: Any) -> None:
+    if "Rows" not in ds or "Columns" not in ds:
+        why = "" if has_dicom_preamble(path) else "; it has no DICM preamble either: probably not DICOM at all"
+        raise DatasetError(f"{path}: not a DICOM image (no Rows/Columns: truncated, or no image object){why}")
+
+
+def _transfer_syntax(ds: Any) -> Any:
+    return ds.file_meta.TransferSyntaxUID
 
 
 def _frames(ds: Any) -> int:
@@ -117,10 +137,7 @@ def read_dicom_header(path: str | os.PathLike) -> DicomHeader:
     not DICOM or has no image.
     """
     ds = _read(path, header_only=True)
-    if "Rows" not in ds or "Columns" not in ds:
-        raise DatasetError(f"{path}: DICOM file without an image (no Rows/Columns)")
-    meta = getattr(ds, "file_meta", None)
-    ts = meta.get("TransferSyntaxUID") if meta is not None else None
+    _require_image(path, ds)
 
     def text(keyword: str) -> str | None:
         value = ds.get(keyword)
@@ -134,7 +151,7 @@ def read_dicom_header(path: str | os.PathLike) -> DicomHeader:
         photometric=str(ds.get("PhotometricInterpretation", "")).strip(),
         samples_per_pixel=int(ds.get("SamplesPerPixel", 1) or 1), frames=_frames(ds),
         modality=text("Modality"), view_position=text("ViewPosition"), patient_id=text("PatientID"),
-        transfer_syntax=ts.name if ts is not None else "unknown",
+        transfer_syntax=_transfer_syntax(ds).name,
     )
 
 
@@ -142,9 +159,8 @@ def _check_decoder(path: str | os.PathLike, ds: Any) -> None:
     """A compressed transfer syntax without an installed pixel-data plugin: say what to install."""
     from pydicom.pixels import get_decoder
 
-    meta = getattr(ds, "file_meta", None)
-    ts = meta.get("TransferSyntaxUID") if meta is not None else None
-    if ts is None or not ts.is_compressed:
+    ts = _transfer_syntax(ds)
+    if not ts.is_compressed:
         return
     try:
         decoder = get_decoder(ts)
@@ -221,9 +237,11 @@ def read_dicom(path: str | os.PathLike) -> np.ndarray:
     plugin is not installed.
     """
     ds = _read(path, header_only=False)
+    _require_image(path, ds)
     if "PixelData" not in ds:
-        kind = "FloatPixelData" if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds else None
-        raise DatasetError(f"{path}: DICOM file without integer Pixel Data" + (f" (has {kind})" if kind else ""))
+        floats = "FloatPixelData" in ds or "DoubleFloatPixelData" in ds
+        raise DatasetError(f"{path}: DICOM file without Pixel Data ("
+                           + ("it holds float pixel data, not a radiograph)" if floats else "truncated?)"))
     frames = _frames(ds)
     if frames > 1:
         raise DatasetError(f"{path}: multi-frame DICOM ({frames} frames); cxrbench reads single-frame "
@@ -245,6 +263,5 @@ def read_dicom(path: str | os.PathLike) -> np.ndarray:
     except DatasetError:
         raise
     except Exception as exc:  # noqa: BLE001 - decoder and LUT errors are reported per file
-        ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-        where = f" ({ts.name})" if ts is not None else ""
-        raise DatasetError(f"{path}: cannot decode DICOM pixel data{where}: {type(exc).__name__}: {exc}") from None
+        raise DatasetError(f"{path}: cannot decode DICOM pixel data ({_transfer_syntax(ds).name}): "
+                           f"{type(exc).__name__}: {exc}") from None
