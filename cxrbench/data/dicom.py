@@ -22,7 +22,7 @@ the DX/CR IODs tie INVERSE to MONOCHROME1, which step 5 already handles.
 
 RGB (and YBR, converted to RGB by pydicom) files with 3 samples come back ``(H, W, 3)``; palette
 colour and multi-frame files are refused. Compressed transfer syntaxes need pixel-data plugins
-(the ``dicom`` extra: pylibjpeg with its libjpeg and openjpeg plugins; or python-gdcm); a missing
+(the ``dicom`` extra: pylibjpeg with its libjpeg, openjpeg and rle plugins; or python-gdcm); a missing
 one is a :class:`DatasetError` naming the file, its transfer syntax and what to install. pydicom
 is imported on first use, so the rest of cxrbench works without it.
 """
@@ -39,7 +39,8 @@ from cxrbench.data.intensity import bit_range, scale_to_uint8
 from cxrbench.errors import DatasetError
 
 DICOM_EXTENSIONS = frozenset({".dcm", ".dicom"})
-INSTALL_HINT = "pip install 'cxrbench[dicom]'  (pydicom, pylibjpeg, pylibjpeg-libjpeg, pylibjpeg-openjpeg)"
+INSTALL_HINT = ("pip install 'cxrbench[dicom]'  (pydicom, pylibjpeg, pylibjpeg-libjpeg, pylibjpeg-openjpeg, "
+                "pylibjpeg-rle)")
 _MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 _MAX_TABLE_BITS = 16
 
