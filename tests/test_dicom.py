@@ -136,6 +136,16 @@ def test_a_voi_lut_declaring_16_bits_but_filling_12_uses_12(tmp_path):
     assert np.array_equal(dicom.read_dicom(path), linear_ref(4095 - v.astype(np.int64), 0, 4095))
 
 
+def test_a_12_bit_modality_lut_then_the_window(tmp_path):
+    v = stored12(14)
+    lut = (np.arange(4096) * 3) // 4  # a 12-bit Modality LUT: stored -> 0..3071
+    path = write_dicom(tmp_path / "m.dcm", v, bits_stored=12, modality_lut=([4096, 0, 12], lut))
+    assert np.array_equal(dicom.read_dicom(path), linear_ref(lut[v], 0, 4095))  # no window: the LUT's bits
+    path = write_dicom(tmp_path / "mw.dcm", v, bits_stored=12, modality_lut=([4096, 0, 12], lut),
+                       window=(1500, 1001))
+    assert np.array_equal(dicom.read_dicom(path), window_ref(lut[v], 1500, 1001))
+
+
 def test_eight_bit_and_rgb_files(tmp_path):
     v = np.random.default_rng(8).integers(0, 256, (S, S)).astype(np.uint8)
     assert np.array_equal(dicom.read_dicom(write_dicom(tmp_path / "g8.dcm", v, sop_class=CR)), v)

@@ -14,10 +14,11 @@ Every step is pointwise and stored values have at most 16 bits, so the chain run
 possible stored value (a table of at most 65,536 entries) and the image is one table lookup: the
 per-pixel result, at a fraction of the float work on a 3000 x 3000 image.
 
-Workarounds: pydicom 3.0 indexes an 8-bit VOI LUT with uint8 indices, so entries past 255 wrap;
-such LUTs are read as 16-bit (same entries). Some devices (Agfa CR) declare 16 bits per VOI LUT
-entry but fill 12: the output range is the declared bits or the bit length of the largest entry
-reached, whichever is smaller (as Horos and Cornerstone do). Presentation LUT Shape is not used:
+Workarounds (pydicom 3.0.2): it indexes an 8-bit VOI LUT with uint8 indices, so entries past 255
+wrap, and rejects Modality LUTs of 10-15 bits; both are read as 16-bit (same entries). Some
+devices (Agfa CR) declare 16 bits per VOI LUT entry but fill 12: the output range is the declared
+bits or the bit length of the largest entry reached, whichever is smaller (as Horos and
+Cornerstone do). Presentation LUT Shape is not used:
 the DX/CR IODs tie INVERSE to MONOCHROME1, which step 5 already handles.
 
 RGB (and YBR, converted to RGB by pydicom) files with 3 samples come back ``(H, W, 3)``; palette
@@ -202,7 +203,13 @@ def _gray_pipeline(values: np.ndarray, ds: Any) -> np.ndarray:
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
     lo, hi = _modality_range(ds)
+    mod = ds.ModalityLUTSequence[0] if ds.get("ModalityLUTSequence") else None
+    declared = list(mod.LUTDescriptor) if mod is not None else None
+    if declared is not None and 8 < int(declared[2]) < 16:  # pydicom 3.0 builds a "uint12" dtype and fails
+        mod.LUTDescriptor = [*declared[:2], 16]
     out = apply_modality_lut(values, ds)
+    if declared is not None:
+        mod.LUTDescriptor = declared  # pydicom's windowing takes its output range from these bits
     item = _voi_lut(ds)
     if item is not None:
         entries, first, bits = (int(v) for v in item.LUTDescriptor)

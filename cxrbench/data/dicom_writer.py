@@ -23,7 +23,8 @@ CR = "1.2.840.10008.5.1.4.1.1.1"
 def write_dicom(path: str | os.PathLike, pixels: np.ndarray, *, photometric: str = "MONOCHROME2",
                 bits_stored: int | None = None, rescale: tuple[float, float] | None = None,
                 window: tuple[float | Sequence[float], float | Sequence[float]] | None = None,
-                voi_lut: tuple[Sequence[int], Sequence[int]] | None = None, transfer_syntax: str | None = None,
+                voi_lut: tuple[Sequence[int], Sequence[int]] | None = None,
+                modality_lut: tuple[Sequence[int], Sequence[int]] | None = None, transfer_syntax: str | None = None,
                 sop_class: str = DX_FOR_PRESENTATION, patient_id: str | None = "P0001",
                 view_position: str | None = "PA", modality: str | None = None, preamble: bool = True) -> Path:
     """Write ``pixels`` (stored values) as a DICOM file and return its path.
@@ -33,7 +34,7 @@ def write_dicom(path: str | os.PathLike, pixels: np.ndarray, *, photometric: str
     ``bits_stored`` defaults to the storage size (High Bit = Bits Stored - 1); values are written
     as given, so bits above ``bits_stored`` can be set on purpose. ``rescale`` is (slope,
     intercept); ``window`` (center, width), each one value or several; ``voi_lut`` (LUT
-    Descriptor, LUT Data), the data written as OW 16-bit words. OpenJPEG refuses images under
+    Descriptor, LUT Data), the data written as OW 16-bit words; ``modality_lut`` likewise. OpenJPEG refuses images under
     32 x 32 px. ``transfer_syntax`` (a UID, e.g. ``pydicom.uid.RLELossless``) compresses
     the pixel data with pydicom's encoders. ``preamble`` False writes no preamble and no file meta
     (as some old writers did); the default Explicit VR Little Endian is then implied.
@@ -77,11 +78,14 @@ def write_dicom(path: str | os.PathLike, pixels: np.ndarray, *, photometric: str
         ds.RescaleSlope, ds.RescaleIntercept = rescale
     if window is not None:
         ds.WindowCenter, ds.WindowWidth = window
-    if voi_lut is not None:
-        item = Dataset()
-        item.add_new("LUTDescriptor", "US", [int(v) for v in voi_lut[0]])
-        item.add_new("LUTData", "OW", np.asarray(voi_lut[1], dtype="<u2").tobytes())  # 16-bit words
-        ds.VOILUTSequence = [item]
+    for keyword, lut in (("VOILUTSequence", voi_lut), ("ModalityLUTSequence", modality_lut)):
+        if lut is not None:
+            item = Dataset()
+            item.add_new("LUTDescriptor", "US", [int(v) for v in lut[0]])
+            item.add_new("LUTData", "OW", np.asarray(lut[1], dtype="<u2").tobytes())  # 16-bit words
+            if keyword == "ModalityLUTSequence":
+                item.ModalityLUTType = "US"  # unspecified
+            setattr(ds, keyword, [item])
     ds.PixelData = arr.tobytes()
     if transfer_syntax is not None and transfer_syntax != ExplicitVRLittleEndian:
         ds.compress(transfer_syntax, generate_instance_uid=False)
