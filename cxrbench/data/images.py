@@ -170,8 +170,9 @@ def decode_table(table: SampleTable, out: np.ndarray, size: int, channels: int,
         try:
             out[i] = decode_row(table, i, size, channels)
             return None
-        except DatasetError as exc:  # already names the file
-            return i, str(exc)
+        except DatasetError as exc:  # the DICOM reader's already names the file: not twice
+            label = row_label(table, i)
+            return i, str(exc) if label in str(exc) else f"{label}: {exc}"
         except Exception as exc:  # noqa: BLE001 - any decoder error is reported per file
             return i, f"{row_label(table, i)}: {type(exc).__name__}: {exc}"
 
