@@ -14,11 +14,12 @@ from typing import Any, Iterable, Sequence, TypeVar
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
+from cxrbench.data.dicom import DICOM_EXTENSIONS, is_dicom_path
 from cxrbench.data.images import FileImages
 from cxrbench.errors import DatasetError
 from cxrbench.specs import SampleTable
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}) | DICOM_EXTENSIONS
 DATA_ENV = "CXRBENCH_DATA"
 """When ``dataset.root`` is null, datasets look in ``$CXRBENCH_DATA/<their default folder>``."""
 
@@ -55,12 +56,13 @@ def subdirs(folder: Path) -> list[Path]:
 
 
 def list_images(folder: Path, recursive: bool = True) -> list[Path]:
-    """Image files under ``folder`` (by extension, case-insensitive), sorted, skipping debris."""
+    """Image files under ``folder`` (by extension, case-insensitive; DICOM also without one), sorted, no debris."""
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not is_debris(d)) if recursive else []
         found += [Path(dirpath) / f for f in filenames
-                  if not is_debris(f) and os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS]
+                  if not is_debris(f) and (os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS
+                                           or is_dicom_path(os.path.join(dirpath, f)))]  # + DICM, no extension
     return sorted(found)
 
 

@@ -24,7 +24,7 @@ def image(size: tuple[int, int], mode: str = "L", seed: int = 0) -> Image.Image:
     base = np.linspace(40, 200, w)[None, :] + np.linspace(0, 30, h)[:, None]
     gray = np.clip(base + rng.normal(0, 20, (h, w)), 0, 255).astype(np.uint8)
     if mode == "I;16":
-        return Image.fromarray(gray.astype(np.uint16) * 16)  # 12-bit range, like DICOM exports
+        return Image.fromarray(gray.astype(np.uint16) * 257)  # the full 16-bit range, as PNG stores samples
     img = Image.fromarray(gray, "L")
     if mode == "P":
         return img.convert("RGB").convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
