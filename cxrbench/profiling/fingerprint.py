@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 import socket
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from cxrbench.engine.environment import cpu_model
-
-_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+from cxrbench.results.store import safe_name
 
 
 def default_device_name() -> str:
     """The hostname (short form), the default ``--device-name``."""
     return safe_name(socket.gethostname().split(".")[0] or "unknown")
-
-
-def safe_name(name: str) -> str:
-    """``name`` usable as a folder name (anything outside ``[A-Za-z0-9_.-]`` becomes ``_``)."""
-    return _SAFE.sub("_", name).strip("._") or "unknown"
 
 
 def _pkg(name: str) -> str | None:
