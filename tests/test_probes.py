@@ -216,5 +216,5 @@ def test_cli_run_without_checkpoints(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no model to probe" in err and "save_checkpoints: true" in err
     assert not (outcome.store.dir / PROBES_FILE).exists()
-    ctx = probes_context(outcome.store.dir, outcome.store.run_id)
+    ctx = probes_context(outcome.store)
     assert not ctx["exists"] and f"cxrbench probe {outcome.store.run_id}" in ctx["hint"]
