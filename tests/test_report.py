@@ -306,7 +306,7 @@ def test_without_grad_cam_the_section_says_how_to_install_it(monkeypatch):
 
 
 def test_cli_out_dir_no_gradcam_and_latency_pareto(report_index, tmp_path):
-    from cxrbench.profiling.records import write_latency_file
+    from cxrbench.results.latency import write_latency_file
 
     run = _copy_run(report_index, tmp_path)
     write_latency_file(run.parent / "_latency" / "rpi5" / "lat.json",
