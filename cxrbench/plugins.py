@@ -229,6 +229,15 @@ class Registry:
             return replace(spec, name=name, fn=fn, with_param=None)
         return self.get("metrics", name)
 
+    def higher_is_better(self, metric: str) -> bool:
+        """The direction of ``metric`` from its :class:`~cxrbench.specs.MetricSpec`: ranking, arrows,
+        best epoch, early stopping, paired tests and the report all ask here. A metric no installed
+        plugin registers (an old run's) counts as higher-is-better."""
+        try:
+            return self.metric(metric).higher_is_better
+        except UnknownNameError:
+            return True
+
     def portable(self, **keep: Iterable[str] | None) -> "Registry":
         """A picklable view without the plugin manager, for worker processes.
 

@@ -10,7 +10,7 @@ import pytest
 from cxrbench.cli import main
 from cxrbench.engine.runner import run_suite
 from cxrbench.plugins import Registry, load_plugin_manager
-from cxrbench.profiling.records import load_latency_records
+from cxrbench.results.latency import load_latency_records
 from cxrbench.results.store import RunStore
 from cxrbench.suite.loader import load_suite, protocol_hash
 from cxrbench.testing import failing_model_plugin

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, roc_auc_score
 
-from cxrbench.engine.evaluation import read_predictions
+from cxrbench.results.predictions import read_predictions
 from cxrbench.engine.runner import run_suite
 from cxrbench.hookspecs import hookimpl
 from cxrbench.plugins import Registry, load_plugin_manager
@@ -94,7 +94,7 @@ def test_record_and_predictions_recompute_with_sklearn(suite_file, tmp_path):
     test_ids = set(splits[splits.split == "test"].sample_id)
     pred_df = pd.read_csv(outcome.store.dir / rec.predictions_path)
     assert set(pred_df.sample_id) == test_ids and len(pred_df) == rec.n_test
-    pred = read_predictions(outcome.store.dir / rec.predictions_path, ["normal", "pneumonia"], "binary")
+    pred = read_predictions(outcome.store.dir / rec.predictions_path, ["normal", "pneumonia"], "binary").pred
     assert rec.metrics["accuracy"] == pytest.approx(accuracy_score(pred.y_true, pred.y_pred), abs=1e-12)
     assert rec.metrics["roc_auc"] == pytest.approx(roc_auc_score(pred.y_true, pred.y_prob[:, 1]), abs=1e-6)
     lo, hi = rec.ci["accuracy"]

@@ -10,12 +10,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cxrbench import hookimpl
 from cxrbench.cli import main
 from cxrbench.errors import ResultsError
 from cxrbench.leaderboard.render import render_text
 from cxrbench.leaderboard.table import build_boards, load_runs
+from cxrbench.plugins import Registry
+from cxrbench.plugins import load_plugin_manager as real_plugin_manager
 from cxrbench.results.records import JobRecord, job_id
 from cxrbench.results.store import RunStore
+from cxrbench.results.view import RunView
+from cxrbench.specs import MetricSpec
 
 
 def fake_run(root: Path, run_id: str, results: dict[str, list[float]], protocol="p1", primary="accuracy",
@@ -130,12 +135,55 @@ def test_paired_bootstrap_separates_a_clearly_better_model(tmp_path):
     coin = rng.integers(0, 2, 200)
     for name, pred in (("good", good), ("coin", coin), ("same", good)):
         _pred_csv(tmp_path / f"{name}.csv", ids, y, pred)
+    store = RunStore(tmp_path)
+    store.write_header({"suite": {"task": {"type": "binary", "classes": ["normal", "pneumonia"]}}})
+    run = RunView(store)
     rec = lambda name: (JobRecord(job_id=name, model=name, model_name=name, fold=0, seed=0,  # noqa: E731
-                                  predictions_path=f"{name}.csv"), tmp_path)
-    args = ("accuracy", True, ["normal", "pneumonia"], "binary", 1, get_registry())
+                                  predictions_path=f"{name}.csv"), run)
+    args = ("accuracy", True, get_registry())
     assert paired_bootstrap_p([rec("good")], [rec("coin")], *args) <= 0.002
     assert paired_bootstrap_p([rec("good")], [rec("same")], *args) == 1.0
     # rows in a different order are re-aligned by sample id
     shuffled = pd.read_csv(tmp_path / "coin.csv").sample(frac=1, random_state=0)
     shuffled.to_csv(tmp_path / "coin2.csv", index=False)
     assert paired_bootstrap_p([rec("good")], [rec("coin2")], *args) <= 0.002
+
+
+class _MissRatePlugin:
+    """A third-party metric where lower is better, under a name the core knows nothing about."""
+
+    @hookimpl
+    def register_metrics(self):
+        miss = lambda p: float(np.mean(np.asarray(p.y_pred) != np.asarray(p.y_true)))  # noqa: E731
+        return [MetricSpec("miss_rate", miss, higher_is_better=False)]
+
+
+@pytest.fixture
+def miss_rate_registry(monkeypatch, fresh_registry):
+    """The process-wide registry, built with :class:`_MissRatePlugin` as an extra plugin."""
+    import cxrbench.plugins as plugins
+
+    real = plugins.load_plugin_manager
+    monkeypatch.setattr(plugins, "load_plugin_manager",
+                        lambda extra_plugins=(): real((*extra_plugins, _MissRatePlugin())))
+    plugins.reset_registry()
+    return plugins.get_registry()
+
+
+def test_plugin_metric_declared_lower_is_better_ranks_ascending_with_down_arrow(tmp_path, miss_rate_registry):
+    assert miss_rate_registry.metric("miss_rate").higher_is_better is False
+    store = RunStore.create(tmp_path, "s", "r1")
+    store.write_header({"run_id": "r1", "suite_name": "s", "protocol_sha256": "p", "dataset": {"name": "d"},
+                        "suite": {"metrics": {"primary": "miss_rate", "report": ["miss_rate", "accuracy"]},
+                                  "dataset": {"name": "d"}, "reference": None}})
+    for model, miss in (("a", 0.30), ("b", 0.10), ("c", 0.20)):
+        store.write_record(JobRecord(job_id=job_id(model, 0, 0), model=model, model_name=model, fold=0, seed=0,
+                                     metrics={"miss_rate": miss, "accuracy": 1 - miss}, model_config_sha256="c"))
+    (board,) = build_boards(load_runs(tmp_path))
+    assert list(board.rows.model) == ["b", "c", "a"]  # the smallest miss rate first
+    assert board.higher_is_better is False
+    md = render_text([board], "markdown")
+    assert "miss_rate ↓" in md and "accuracy ↑" in md and "miss_rate ↑" not in md
+    # an explicit registry is what decides: without the plugin the metric is unknown (higher counts as better)
+    (plain,) = build_boards(load_runs(tmp_path), registry=Registry(*real_plugin_manager()))
+    assert list(plain.rows.model) == ["a", "c", "b"]

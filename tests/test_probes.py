@@ -18,7 +18,7 @@ import yaml
 from sklearn.metrics import roc_auc_score
 
 from cxrbench.cli import main
-from cxrbench.engine.evaluation import read_predictions
+from cxrbench.results.predictions import read_predictions
 from cxrbench.engine.runner import run_suite
 from cxrbench.errors import DatasetError
 from cxrbench.plugins import get_registry
@@ -170,7 +170,7 @@ def test_masking_probe_flags_the_shortcut_model_only(runs, probed):
     (clean,) = probed["clean"]["masking"]["models"]
     for m, run_dir in ((sc, runs["shortcut"]), (clean, runs["clean"])):
         # the unmasked score is the run's own: recomputed from its predictions file with scikit-learn
-        pred = read_predictions(run_dir / "predictions" / f"{m['job']}.csv", ["normal", "pneumonia"], "binary")
+        pred = read_predictions(run_dir / "predictions" / f"{m['job']}.csv", ["normal", "pneumonia"], "binary").pred
         assert m["scores"]["original"] == pytest.approx(roc_auc_score(pred.y_true, pred.y_prob[:, 1]), abs=1e-6)
         assert m["reproduced"] and m["majority"] == 0.5  # a constant score has AUC 0.5
         assert m["margin"] >= 0.2  # both models learned something, so both are assessed
@@ -216,5 +216,5 @@ def test_cli_run_without_checkpoints(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no model to probe" in err and "save_checkpoints: true" in err
     assert not (outcome.store.dir / PROBES_FILE).exists()
-    ctx = probes_context(outcome.store.dir, outcome.store.run_id)
+    ctx = probes_context(outcome.store)
     assert not ctx["exists"] and f"cxrbench probe {outcome.store.run_id}" in ctx["hint"]

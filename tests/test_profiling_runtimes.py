@@ -15,7 +15,7 @@ from cxrbench.hookspecs import hookimpl
 from cxrbench.plugins import Registry, get_registry, load_plugin_manager
 from cxrbench.suite.latency import LatencyConfig
 from cxrbench.profiling.profiler import profile_model
-from cxrbench.profiling.records import LatencyRecord
+from cxrbench.results.latency import LatencyRecord
 from cxrbench.specs import LatencyBackendSpec
 
 
@@ -234,7 +234,7 @@ def test_suite_job_profile_calibrates_on_train_and_scores_test(ort, suite_file, 
     from cxrbench.engine.runner import make_batches
     from cxrbench.data.prepare import prepare_data
     from cxrbench.plugins import get_registry
-    from cxrbench.profiling.records import load_latency_records
+    from cxrbench.results.latency import load_latency_records
     from cxrbench.engine.suite_profiling import profile_job
     from cxrbench.suite.loader import load_suite
 

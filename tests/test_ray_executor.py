@@ -126,7 +126,7 @@ def test_ray_run_writes_what_a_local_run_writes(suite_file, tmp_path, local_ray)
 
 def test_ray_jobs_profile_latency_and_the_driver_writes_it(suite_file, tmp_path, local_ray):
     """profile.latency runs inside the Ray task (portable registry); records reach <run>/latency."""
-    from cxrbench.profiling.records import load_latency_records
+    from cxrbench.results.latency import load_latency_records
 
     latency = {"enabled": True, "preset": "quick", "runtimes": ["torch"], "min_samples": 5, "min_seconds": 0.05,
                "max_seconds": 2, "warmup_seconds": 0.05, "calibration": False, "device_name": "box"}

@@ -213,7 +213,7 @@ def test_grad_cam_matches_a_hand_computed_map():
     import torch.nn.functional as F
 
     from cxrbench.models.lenet import LeNet5
-    from cxrbench.report.gradcam import grad_cam
+    from cxrbench.models.gradcam import grad_cam
 
     torch.manual_seed(0)
     model = LeNet5(num_classes=3, in_chans=1, image_size=32).eval()
@@ -240,7 +240,7 @@ def test_grad_cam_matches_a_hand_computed_map():
 def test_run_pixels_are_the_engines_images(report_index):
     from cxrbench.data.prepare import prepare_data
     from cxrbench.plugins import get_registry
-    from cxrbench.report.pixels import open_pixels
+    from cxrbench.results.pixels import open_pixels
     from cxrbench.suite.schema import Suite
 
     store = RunStore(report_index.parent.parent)
@@ -289,7 +289,7 @@ def test_missing_checkpoint_and_data_are_explained(report_index, tmp_path, monke
     def unavailable(*_a, **_k):
         raise DatasetError("dataset files not found under /nowhere")
 
-    monkeypatch.setattr("cxrbench.report.pixels.open_pixels", unavailable)
+    monkeypatch.setattr("cxrbench.results.pixels.open_pixels", unavailable)
     page = build_report(run).read_text()
     assert "no checkpoint saved: set train.save_checkpoints: true" in " ".join(section(page, "gradcam-lenet").text)
     assert "/nowhere" in " ".join(section(page, "gradcam-resnet18").text)
@@ -299,14 +299,14 @@ def test_missing_checkpoint_and_data_are_explained(report_index, tmp_path, monke
 
 
 def test_without_grad_cam_the_section_says_how_to_install_it(monkeypatch):
-    from cxrbench.report.gradcam import gradcam_missing
+    from cxrbench.models.gradcam import gradcam_missing
 
     monkeypatch.setitem(sys.modules, "pytorch_grad_cam", None)
     assert "pip install" in gradcam_missing() and "grad-cam" in gradcam_missing()
 
 
 def test_cli_out_dir_no_gradcam_and_latency_pareto(report_index, tmp_path):
-    from cxrbench.profiling.records import write_latency_file
+    from cxrbench.results.latency import write_latency_file
 
     run = _copy_run(report_index, tmp_path)
     write_latency_file(run.parent / "_latency" / "rpi5" / "lat.json",
@@ -371,3 +371,32 @@ def test_reliability_data_hand_computed():
     prob = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.3, 0.25, 0.45]])
     data = reliability_data(Predictions(np.array([0, 2, 2]), prob, prob.argmax(1), "multiclass", ("a", "b", "c")))
     assert data["ece"] == pytest.approx(0.55) and data["caption"].startswith("ECE 0.5500 (top-label confidence;")
+
+
+def test_report_latency_is_its_own_runs_not_the_suites_newest(tmp_path):
+    """Two runs of one suite, each profiled: the older run's report shows the older run's latency
+    (the leaderboard's selection: filter to the board's runs, then take the newest)."""
+    from cxrbench.results.latency import write_latency_file
+    from cxrbench.results.records import JobRecord
+
+    cfg = {"task": {"type": "binary", "classes": ["normal", "pneumonia"]}, "dataset": {"name": "d"},
+           "metrics": {"primary": "accuracy", "report": ["accuracy"]}, "reference": None}
+    runs = {}
+    for run_id, p90, measured in (("20240101-000000-aa", 1.5, "2024-01-01T00:00:00"),
+                                  ("20240202-000000-aa", 7.0, "2024-02-02T00:00:00")):
+        store = RunStore.create(tmp_path / "res", "s", run_id)
+        store.write_header({"run_id": run_id, "suite_name": "s", "protocol_sha256": "p", "suite": cfg,
+                            "dataset": {"name": "d"}})
+        store.write_record(JobRecord(job_id="m__fold0__seed0", model="m", model_name="lenet", fold=0, seed=0,
+                                     metrics={"accuracy": 0.8}, cost={"params": 10, "macs": 100},
+                                     model_config_sha256="c"))
+        write_latency_file(store.latency_path("m__fold0__seed0"),
+                           [{"model": "m", "runtime": "torch", "threads": 1, "batch_size": 1, "status": "ok",
+                             "median_ms": p90 - 0.5, "p90_ms": p90, "measured_at": measured, "run": run_id}],
+                           "s", "box")
+        runs[run_id] = store
+    older, newer = runs.values()
+    trade = " ".join(section(build_report(older.dir, gradcam=False).read_text(), "tradeoff").text)
+    assert "1.50" in trade and "7.00" not in trade
+    trade = " ".join(section(build_report(newer.dir, gradcam=False).read_text(), "tradeoff").text)
+    assert "7.00" in trade and "1.50" not in trade

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from cxrbench.cli import main
-from cxrbench.profiling.records import load_latency_records, write_latency_file
+from cxrbench.results.latency import load_latency_records, write_latency_file
 from cxrbench.results.importer import import_latency_file
 from cxrbench.results.store import RunStore
 

@@ -12,7 +12,7 @@ from sklearn import metrics as skm
 
 from cxrbench.data.prepare import prepare_data
 from cxrbench.data.splits import Fold
-from cxrbench.engine.evaluation import read_predictions
+from cxrbench.results.predictions import read_predictions
 from cxrbench.metrics.scoring import compute_metrics
 from cxrbench.engine.batches import make_batches
 from cxrbench.engine.jobs.train_eval import plan_jobs, train_job
@@ -138,7 +138,7 @@ def test_youden_threshold_and_test_metrics_match_sklearn(suite_file, tmp_path, m
                 "roc_auc": skm.roc_auc_score(y, df["prob_pneumonia"])}
     for name, value in expected.items():
         assert rec.metrics[name] == pytest.approx(value, abs=1e-6), name
-    pred = read_predictions(outcome.store.dir / rec.predictions_path, ["normal", "pneumonia"], "binary")
+    pred = read_predictions(outcome.store.dir / rec.predictions_path, ["normal", "pneumonia"], "binary").pred
     again = compute_metrics(pred, list(expected), get_registry())
     assert again == pytest.approx({k: rec.metrics[k] for k in expected}, abs=1e-12)
 
@@ -160,7 +160,7 @@ def test_multilabel_thresholds_are_fitted_per_label(suite_file, tmp_path, monkey
     df = pd.read_csv(outcome.store.dir / rec.predictions_path)
     for k, label in enumerate(LABELS):
         np.testing.assert_array_equal(df[f"pred_{label}"], (df[f"prob_{label}"] >= values[k]).astype(int))
-    pred = read_predictions(outcome.store.dir / rec.predictions_path, LABELS, "multilabel")
+    pred = read_predictions(outcome.store.dir / rec.predictions_path, LABELS, "multilabel").pred
     assert compute_metrics(pred, ["f1", "accuracy"], get_registry()) == pytest.approx(
         {"f1": rec.metrics["f1"], "accuracy": rec.metrics["accuracy"]}, abs=1e-12)
 

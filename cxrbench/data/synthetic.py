@@ -1,5 +1,9 @@
 """Synthetic chest radiographs, generated on the fly with numpy: a dataset that needs no files.
 
+About 530 lines because one generator draws every image (anatomy, findings per task, the
+patient/source structure and the shortcut) from one seeded stream; split, the parts would have to
+share that stream's order, which is what keeps every synthetic result reproducible.
+
 Every image is a deterministic function of ``(seed, index)``: the anatomy (two dark lung fields,
 ribs, clavicles, spine, mediastinum and heart, diaphragm, body outline) is drawn in relative
 coordinates, so an image is rendered directly at any size. Images of one synthetic patient share

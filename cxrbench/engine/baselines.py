@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from cxrbench.data.prepare import PreparedData
-from cxrbench.engine.evaluation import write_predictions
 from cxrbench.metrics.scoring import score
 from cxrbench.engine.external import baseline_external
 from cxrbench.plugins import Registry
+from cxrbench.results.predictions import predictions_csv
 from cxrbench.results.records import JobRecord, job_id
 from cxrbench.results.store import RunStore, now_iso
 from cxrbench.specs import Predictions
@@ -66,13 +66,12 @@ def baseline_records(suite: Suite, data: PreparedData, registry: Registry, store
                            suite.metrics.confidence, seed=seed)
             ids = [data.table.ids[i] for i in fold.test]
             patients = [data.table.patient_ids[i] for i in fold.test] if data.table.patient_ids else None
-            path = store.predictions_path(jid)
-            write_predictions(path, preds, ids, patients)
+            path = store.write_bytes(store.predictions_path(jid), predictions_csv(preds, ids, patients))
             metrics = {k_: v for k_, v in scores["metrics"].items() if k_ != "loss"}
             record = JobRecord(job_id=jid, model=baseline_key(kind), model_name=kind, fold=fold.index, seed=seed,
                                kind="baseline", metrics=metrics, ci=scores["ci"],
                                confusion_matrix=scores["confusion_matrix"], class_report=scores["class_report"],
-                               predictions_path=str(path.relative_to(store.dir)), n_train=len(fold.train),
+                               predictions_path=store.relative(path), n_train=len(fold.train),
                                n_val=len(fold.val), n_test=len(fold.test), synthetic=data.synthetic,
                                started_at=now_iso(), finished_at=now_iso(), model_config={"baseline": kind},
                                model_config_sha256=kind)

@@ -7,10 +7,8 @@ split) and a predictions CSV in the one format, at ``<run>/external/<name>/<job>
 from __future__ import annotations
 
 import copy
-import tempfile
 import time
 import warnings
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -18,12 +16,11 @@ import torch
 
 from cxrbench.data.external import ExternalSet
 from cxrbench.data.prepare import PreparedData
-from cxrbench.engine.evaluation import write_predictions
 from cxrbench.metrics.scoring import score
 from cxrbench.engine.batches import Batches
-from cxrbench.engine.jobs.kernel import external_predictions_path
 from cxrbench.engine.trainer import Trainer
 from cxrbench.plugins import Registry
+from cxrbench.results.predictions import predictions_csv
 from cxrbench.results.store import RunStore
 from cxrbench.specs import Predictions
 from cxrbench.suite.schema import Suite
@@ -43,10 +40,7 @@ def _scored(ext: ExternalSet, pred: Predictions, suite: Suite, registry: Registr
     """The record entry and the predictions CSV bytes of one set."""
     m = suite.metrics
     scores = score(pred, m.report, m.primary, registry, m.bootstrap, m.confidence, seed=seed)
-    with tempfile.TemporaryDirectory(prefix="cxrbench-") as tmp:
-        path = Path(tmp) / "predictions.csv"
-        write_predictions(path, pred, ext.ids, ext.patient_ids)
-        csv = path.read_bytes()
+    csv = predictions_csv(pred, ext.ids, ext.patient_ids)
     entry = {"dataset": ext.dataset, "rows": ext.rows, "n": len(ext), "n_rows": ext.n_rows,
              "dropped": dict(ext.dropped), "metrics": scores["metrics"], "ci": scores["ci"],
              "confusion_matrix": scores["confusion_matrix"], "seconds": seconds, "predictions_path": None}
@@ -84,8 +78,6 @@ def baseline_external(suite: Suite, data: PreparedData, registry: Registry, stor
                            suite.task.positive_index)
         entry, csv = _scored(ext, pred, suite, registry, seed, 0.0)
         entry["metrics"] = {k: v for k, v in entry["metrics"].items() if k != "loss"}
-        path = external_predictions_path(store, ext.name, job)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(csv)
-        out[ext.name] = entry | {"predictions_path": str(path.relative_to(store.dir))}
+        path = store.write_bytes(store.external_predictions_path(ext.name, job), csv)
+        out[ext.name] = entry | {"predictions_path": store.relative(path)}
     return out

@@ -22,7 +22,7 @@ from cxrbench.engine.progress import NullProgress
 from cxrbench.errors import CxrbenchError, ResultsError, SuiteError
 from cxrbench.plugins import Registry, get_registry
 from cxrbench.results.records import JobRecord, RunInfo
-from cxrbench.results.store import RunStore, default_results_root, new_run_id, now_iso
+from cxrbench.results.store import SPLITS_FILE, RunStore, default_results_root, new_run_id, now_iso
 from cxrbench.suite.checks import check_suite
 from cxrbench.suite.loader import load_suite, protocol_hash, resolved_dict, sha256_of
 from cxrbench.suite.schema import ExecutorConfig, Suite
@@ -77,7 +77,7 @@ def _header(suite: Suite, suite_path: str, run_id: str, data: PreparedData, devi
         "seeds": list(suite.seeds),
         "dataset": {"name": suite.dataset.name, **data.summary()},
         "synthetic": data.synthetic,
-        "split_manifest": "splits.csv",
+        "split_manifest": SPLITS_FILE,
         "split_manifest_sha256": data.manifest_sha256,
         "jobs": [j.id for j in jobs],
         "status": "running",
@@ -165,7 +165,7 @@ def run_suite(suite_path: str | Path, overrides: list[str] | tuple[str, ...] = (
             store = RunStore.create(root, suite.name, new_run_id(sha256_of(resolved)))
             done = set()
             header = _header(suite, str(suite_path), store.run_id, data, dev, registry, list(overrides), models, jobs)
-            data.manifest.to_csv(store.dir / "splits.csv", index=False)
+            store.write_bytes(store.splits_path, data.manifest.to_csv(index=False))
         header["executor"] = runner.describe()
         store.write_header(header)
 

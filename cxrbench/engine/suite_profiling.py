@@ -1,8 +1,8 @@
-"""A suite's ``profile.latency``: profile one trained job's model, store the records in its run.
+"""A suite's ``profile.latency``: profile one job's model with the suite's data and metrics.
 
 :func:`profile_job_records` measures and writes nothing (so a Ray worker can run it and hand the
-records to the driver); :func:`save_job_latency` writes them to ``<run>/latency/<job>.json``, where
-:func:`cxrbench.profiling.records.load_latency_records` finds them. :func:`profile_job` does both.
+records to the driver); :func:`cxrbench.results.latency.write_latency_job` writes them to
+``<run>/latency/<job>.json``. :func:`profile_job` does both.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import torch.nn as nn
 
 from cxrbench.suite.latency import LatencyConfig
 from cxrbench.profiling.data import calibration_images, make_evaluator
-from cxrbench.profiling.fingerprint import default_device_name, safe_name
 from cxrbench.profiling import profiler
-from cxrbench.profiling.records import RUN_LATENCY_DIR, write_latency_file
+from cxrbench.results.latency import write_latency_job
+from cxrbench.results.store import RunStore
 
 
 def profile_job_records(model: nn.Module, cfg: LatencyConfig, suite: Any, batches: Any, fold: Any, registry: Any,
@@ -42,23 +42,11 @@ def profile_job_records(model: nn.Module, cfg: LatencyConfig, suite: Any, batche
                          registry=registry)
 
 
-def save_job_latency(run_dir: str | Path, job_id: str, records: list[dict[str, Any]]) -> Path:
-    """Write a job's latency records to ``<run_dir>/latency/<job_id>.json`` (run id filled in).
-
-    The file's suite and device name are the records' (the suite folder's name if they have none).
-    """
-    run_dir = Path(run_dir)
-    records = [{**r, "run": r.get("run") or run_dir.name} for r in records]
-    head = records[0] if records else {}
-    suite = head.get("suite") or run_dir.parent.name
-    device = safe_name(head["device_name"]) if head.get("device_name") else default_device_name()
-    return write_latency_file(run_dir / RUN_LATENCY_DIR / f"{job_id}.json", records, suite, device)
-
-
 def profile_job(model: nn.Module, cfg: LatencyConfig, suite: Any, batches: Any, fold: Any, registry: Any,
                 run_dir: str | Path, job_id: str, label: str, model_name: str) -> list[dict[str, Any]]:
     """:func:`profile_job_records` then :func:`save_job_latency`; returns the records."""
+    store = RunStore(run_dir)
     records = profile_job_records(model, cfg, suite, batches, fold, registry, job_id, label, model_name,
-                                  run_id=Path(run_dir).name)
-    save_job_latency(run_dir, job_id, records)
+                                  run_id=store.run_id)
+    write_latency_job(store, job_id, records)
     return records

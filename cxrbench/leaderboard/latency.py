@@ -1,6 +1,6 @@
 """Latency next to accuracy: each board's measured latency per device, and its Pareto plot.
 
-Latency comes from the records :mod:`cxrbench.profiling.records` reads: the suite runs' own
+Latency comes from the records :mod:`cxrbench.results.latency` reads: the suite runs' own
 profiles (``profile.latency``) and files imported from edge devices (``cxrbench results import``).
 One setting is shown per table (default: the torch runtime, 1 thread, batch 1: the MLPerf
 single-stream case), one column per device.
@@ -16,6 +16,8 @@ from typing import Any
 import pandas as pd
 
 from cxrbench.leaderboard.table import Board
+from cxrbench.results.latency import latest_records, load_latency_records
+from cxrbench.results.store import LATENCY_DIR
 
 COLUMNS = ["model", "device", "runtime", "threads", "batch_size", "median_ms", "p90_ms", "iqr_over_median",
            "unstable", "n_samples", "measured_at"]
@@ -36,36 +38,41 @@ class LatencySetting:
         return f"{self.runtime}, {self.threads} thread{'s' * (self.threads != 1)}, batch {self.batch_size}{where}"
 
 
-def latency_table(records: list[dict[str, Any]], board: Board, setting: LatencySetting) -> pd.DataFrame:
-    """The newest ``ok`` record per (model, device) of ``board``'s suite matching ``setting``.
+def board_latency(records: list[dict[str, Any]], board: Board,
+                  setting: LatencySetting | None = None) -> list[dict[str, Any]]:
+    """The latency records that belong to ``board``: the newest ``ok`` one per (device, model, runtime,
+    threads, batch size) of its suite and models (only those matching ``setting``, when given).
 
-    Records of runs other than the board's are ignored (they measured other weights); imported
-    device files count for every board of their suite. Between a run's own profile and an import
-    from the same device, the newer wins.
+    The one selection rule of the leaderboard and the report. Records of runs other than the board's
+    are ignored (they measured other weights); imported device files count for every board of their
+    suite. Between a run's own profile and an import from the same device, the newer wins.
     """
-    from cxrbench.profiling.records import LATENCY_DIR, latest_records
-
     runs = set(board.runs)
     models = set(board.rows.model) if not board.rows.empty else set()
 
     def imported(r: dict[str, Any]) -> bool:
         return f"/{LATENCY_DIR}/" in r.get("source", "") or r.get("run") is None
 
+    def matches(r: dict[str, Any]) -> bool:
+        return setting is None or (r["runtime"] == setting.runtime and r["threads"] == setting.threads
+                                   and r["batch_size"] == setting.batch_size
+                                   and (setting.device is None or r["device_name"] == setting.device))
+
     # filter first: the newest record of another run must not hide this board's own
-    matching = [r for r in records
-                if r.get("suite") == board.suite and r["model"] in models and r["runtime"] == setting.runtime
-                and r["threads"] == setting.threads and r["batch_size"] == setting.batch_size
-                and (imported(r) or r.get("run") in runs)
-                and (setting.device is None or r["device_name"] == setting.device)]
-    rows = [{**{c: r.get(c) for c in COLUMNS}, "device": r["device_name"]} for r in latest_records(matching)]
+    return latest_records([r for r in records if r.get("suite") == board.suite and r["model"] in models
+                           and (imported(r) or r.get("run") in runs) and matches(r)])
+
+
+def latency_table(records: list[dict[str, Any]], board: Board, setting: LatencySetting) -> pd.DataFrame:
+    """:func:`board_latency` of ``setting`` as a table, one row per (model, device)."""
+    rows = [{**{c: r.get(c) for c in COLUMNS}, "device": r["device_name"]}
+            for r in board_latency(records, board, setting)]
     return pd.DataFrame(rows, columns=COLUMNS).sort_values(["device", "model"]).reset_index(drop=True)
 
 
 def attach_latency(boards: list[Board], results_root: str | Path,
                    setting: LatencySetting = LatencySetting()) -> list[Board]:
     """Fill each board's ``latency`` (a :func:`latency_table`) and ``latency_setting``; returns ``boards``."""
-    from cxrbench.profiling.records import load_latency_records
-
     for board in boards:
         records = load_latency_records(results_root, suite=board.suite)
         board.latency = latency_table(records, board, setting)

@@ -13,13 +13,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from cxrbench.leaderboard.external import delta_col, ext_col
-from cxrbench.leaderboard.table import LOWER_IS_BETTER, RESEARCH_NOTICE, SYNTHETIC_NOTICE, Board, is_profile_only
+from cxrbench.leaderboard.table import RESEARCH_NOTICE, SYNTHETIC_NOTICE, Board, is_profile_only
 
 FORMATS = ("terminal", "markdown", "csv", "html", "latex", "json")
 
 
-def _arrow(metric: str) -> str:
-    return "↓" if metric in LOWER_IS_BETTER else "↑"
+def _arrow(board: Board, metric: str) -> str:
+    return "↑" if board.higher(metric) else "↓"
 
 
 def _pm(mean: float, std: float, n: int) -> str:
@@ -42,7 +42,7 @@ def display_frame(board: Board) -> pd.DataFrame:
     for rank, row in enumerate(board.rows.to_dict("records"), start=1):
         shown: dict[str, Any] = {"#": rank, "model": row["model"], "runs": row["n"]}
         for m in [] if profile_only else board.metrics:
-            shown[f"{m} {_arrow(m)}"] = _pm(row[f"{m}_mean"], row[f"{m}_std"], row["n"])
+            shown[f"{m} {_arrow(board, m)}"] = _pm(row[f"{m}_mean"], row[f"{m}_std"], row["n"])
             if m == board.primary:
                 lo, hi = row["ci_low"], row["ci_high"]
                 shown["95% CI"] = "" if math.isnan(lo) else f"[{lo:.4f}, {hi:.4f}]"

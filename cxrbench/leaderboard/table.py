@@ -10,23 +10,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cxrbench.errors import ResultsError
+from cxrbench.errors import ResultsError, UnknownNameError
 from cxrbench.leaderboard.external import external_columns, external_names
+from cxrbench.plugins import Registry, get_registry
 from cxrbench.results.records import JobRecord
 from cxrbench.results.store import iter_runs
+from cxrbench.results.view import RunView
 
-LOWER_IS_BETTER = {"loss", "brier", "ece"}
 RESEARCH_NOTICE = "Research benchmark, not clinical validation."
 SYNTHETIC_NOTICE = "synthetic data, not clinical images: numbers test the harness, not the models"
-
-
-@dataclass
-class RunData:
-    """One run folder: its header and records."""
-
-    header: dict[str, Any]
-    records: list[JobRecord]
-    path: Path
 
 
 @dataclass
@@ -36,6 +28,7 @@ class Board:
     suite: str
     primary: str
     higher_is_better: bool
+    """The primary metric's direction."""
     metrics: list[str]
     rows: pd.DataFrame
     runs: list[str]
@@ -49,6 +42,12 @@ class Board:
     latency_setting: str = ""
     external: list[str] = field(default_factory=list)
     """Names of the suite's external test sets (columns: :mod:`cxrbench.leaderboard.external`)."""
+    directions: dict[str, bool] = field(default_factory=dict)
+    """metric -> higher is better (:func:`higher_is_better`), for every metric of :attr:`metrics`."""
+
+    def higher(self, metric: str) -> bool:
+        """Whether higher ``metric`` is better."""
+        return self.directions[metric] if metric in self.directions else get_registry().higher_is_better(metric)
 
     def comparison(self) -> pd.DataFrame:
         """Ours vs the paper's figure for every (model, metric) the suite's reference block has.
@@ -80,18 +79,19 @@ class Board:
 
 
 def load_runs(root: Path, suite: str | None = None, run: str | None = None,
-              dataset: str | None = None) -> list[RunData]:
+              dataset: str | None = None) -> list[RunView]:
     """Every run under ``root`` that matches the filters."""
     out = []
     for store in iter_runs(root):
-        header = store.read_header()
+        view = RunView(store)
+        header = view.header
         if suite and header.get("suite_name") != suite:
             continue
         if run and store.run_id != run and str(store.dir) != str(run):
             continue
         if dataset and header.get("dataset", {}).get("name") != dataset:
             continue
-        out.append(RunData(header, store.records(), store.dir))
+        out.append(view)
     return out
 
 
@@ -102,10 +102,10 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
 
 
-def _check_mergeable(suite: str, runs: list[RunData]) -> None:
+def _check_mergeable(suite: str, runs: list[RunView]) -> None:
     protocols = {r.header.get("protocol_sha256") for r in runs}
     if len(protocols) > 1:
-        listing = ", ".join(f"{r.path.name} ({r.header.get('protocol_sha256', '?')[:8]})" for r in runs)
+        listing = ", ".join(f"{r.run_id} ({r.header.get('protocol_sha256', '?')[:8]})" for r in runs)
         raise ResultsError(
             f"suite {suite!r}: runs {listing} were made with different resolved suites; refusing to merge them. "
             f"Pick one with --run RUN_ID or --latest, or pass --merge to combine them anyway")
@@ -121,11 +121,14 @@ def _check_mergeable(suite: str, runs: list[RunData]) -> None:
                     f"pick one with --run RUN_ID or --latest, or pass --merge")
 
 
-def build_boards(runs: list[RunData], merge: bool = False, latest: bool = False,
-                 significance: bool = True) -> list[Board]:
-    """One :class:`Board` per suite; repeated (model, fold, seed) jobs keep the newest record."""
-    by_suite: dict[str, list[RunData]] = {}
-    for r in sorted(runs, key=lambda r: r.path.name):
+def build_boards(runs: list[RunView], merge: bool = False, latest: bool = False,
+                 significance: bool = True, registry: Registry | None = None) -> list[Board]:
+    """One :class:`Board` per suite; repeated (model, fold, seed) jobs keep the newest record.
+
+    Metric directions and the paired tests use ``registry`` (default: the process-wide one)."""
+    registry = registry or get_registry()
+    by_suite: dict[str, list[RunView]] = {}
+    for r in sorted(runs, key=lambda r: r.run_id):
         by_suite.setdefault(r.header["suite_name"], []).append(r)
     boards = []
     for suite, suite_runs in sorted(by_suite.items()):
@@ -133,22 +136,22 @@ def build_boards(runs: list[RunData], merge: bool = False, latest: bool = False,
             suite_runs = suite_runs[-1:]
         if not merge:
             _check_mergeable(suite, suite_runs)
-        boards.append(_board(suite, suite_runs, significance))
+        boards.append(_board(suite, suite_runs, registry, significance))
     return boards
 
 
-def _board(suite: str, runs: list[RunData], significance: bool = True) -> Board:
+def _board(suite: str, runs: list[RunView], registry: Registry, significance: bool = True) -> Board:
     newest = runs[-1].header
     cfg = newest["suite"]
     primary = cfg["metrics"]["primary"]
     metrics = list(dict.fromkeys([primary, *cfg["metrics"]["report"]]))
     jobs: dict[tuple[str, int, int], JobRecord] = {}
-    where: dict[int, Path] = {}
+    where: dict[int, RunView] = {}
     origin: dict[str, dict[str, Any]] = {}
     for r in runs:  # oldest first: newer records replace older ones
         for rec in r.records:
             jobs[(rec.model, rec.fold, rec.seed)] = rec
-            where[id(rec)] = r.path
+            where[id(rec)] = r
             origin[rec.model] = r.header
     ok = [rec for rec in jobs.values() if rec.status == "ok"]
     ext_names = external_names(cfg, ok)
@@ -172,18 +175,19 @@ def _board(suite: str, runs: list[RunData], significance: bool = True) -> Board:
         row["kind"] = recs[0].kind
         row["reproduce"] = reproduce_command(origin[model], model, recs[0].kind)
         rows.append(row)
-    higher = primary not in LOWER_IS_BETTER
+    directions = {m: (registry or get_registry()).higher_is_better(m) for m in metrics}
+    higher = directions[primary]
     df = pd.DataFrame(rows)
     if is_profile_only(df):  # built and profiled, never trained: no metric to rank by, cheapest first
         df = df.sort_values(["macs", "params"], na_position="last", kind="stable").reset_index(drop=True)
         df["p_vs_top"] = math.nan
     elif not df.empty:
         df = df.sort_values(f"{primary}_mean", ascending=not higher, na_position="last").reset_index(drop=True)
-        df["p_vs_top"] = _p_values(df, ok, where, cfg, primary, higher) if significance else math.nan
+        df["p_vs_top"] = _p_values(df, ok, where, primary, higher, registry) if significance else math.nan
     return Board(suite=suite, primary=primary, higher_is_better=higher, metrics=metrics, rows=df,
-                 runs=[r.path.name for r in runs], synthetic=any(r.header.get("synthetic") for r in runs),
+                 runs=[r.run_id for r in runs], synthetic=any(r.header.get("synthetic") for r in runs),
                  dataset=cfg["dataset"]["name"], failed=failed, reference=cfg.get("reference"),
-                 notice=cfg.get("notice") or "", external=ext_names)
+                 notice=cfg.get("notice") or "", external=ext_names, directions=directions)
 
 
 def is_profile_only(rows: pd.DataFrame) -> bool:
@@ -191,20 +195,15 @@ def is_profile_only(rows: pd.DataFrame) -> bool:
     return not rows.empty and "kind" in rows and bool((rows["kind"] == "profile").all())
 
 
-def _p_values(df: pd.DataFrame, ok: list[JobRecord], where: dict[int, Path], cfg: dict[str, Any], primary: str,
-              higher: bool) -> list[float]:
+def _p_values(df: pd.DataFrame, ok: list[JobRecord], where: dict[int, RunView], primary: str, higher: bool,
+              registry: Registry) -> list[float]:
     """Paired-bootstrap p-value of each model against the top row (nan for the top row itself)."""
     from cxrbench.leaderboard.significance import paired_bootstrap_p
-    from cxrbench.plugins import get_registry
 
     try:
-        registry = get_registry()
         registry.metric(primary)
-        cfg["task"]["type"]
-    except Exception:  # noqa: BLE001 - the table must still render without the metric's plugin
+    except UnknownNameError:  # the table must still render without the metric's plugin
         return [math.nan] * len(df)
-    task, classes = cfg["task"]["type"], cfg["task"]["classes"]
-    positive = classes.index(cfg["task"].get("positive_class") or classes[-1]) if task == "binary" else 1
     located = {m: [(rec, where[id(rec)]) for rec in ok if rec.model == m] for m in df.model}
     top = df.model.iloc[0]
     out = []
@@ -213,7 +212,7 @@ def _p_values(df: pd.DataFrame, ok: list[JobRecord], where: dict[int, Path], cfg
             out.append(math.nan)
             continue
         try:
-            p = paired_bootstrap_p(located[top], located[model], primary, higher, classes, task, positive, registry)
+            p = paired_bootstrap_p(located[top], located[model], primary, higher, registry)
         except (OSError, KeyError, ValueError):
             p = None
         out.append(math.nan if p is None else p)

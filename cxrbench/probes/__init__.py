@@ -6,4 +6,6 @@
 - :mod:`cxrbench.probes.run`: both probes on a run folder, written to ``<run>/probes.json``.
 """
 
-PROBES_FILE = "probes.json"
+from cxrbench.results.store import PROBES_FILE
+
+__all__ = ["PROBES_FILE"]

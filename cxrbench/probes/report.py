@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
-from cxrbench.probes import PROBES_FILE
+from cxrbench.results.store import PROBES_FILE, RunStore
 
 
 def _f(v: Any) -> str:
     return "n/a" if v is None or v != v else f"{v:.4f}"
 
 
-def probes_context(run_dir: Path, run_id: str) -> dict[str, Any]:
+def probes_context(store: RunStore) -> dict[str, Any]:
     """What the template shows: the masking rows and the source verdict, or how to make probes.json."""
-    path = Path(run_dir) / PROBES_FILE
+    path, run_id = store.probes_path, store.run_id
     hint = f"No shortcut probes for this run yet. Make them with: cxrbench probe {run_id} (then rebuild the report)."
     if not path.is_file():
         return {"exists": False, "hint": hint}

@@ -1,7 +1,8 @@
 """Both shortcut probes on a finished run folder, written to ``<run>/probes.json``.
 
-The run's resolved suite (``run.json``) is re-validated, its data prepared exactly as the engine
-did (same decode, split and normalisation, checked against the run's split manifest hash), and
+The run is read through :class:`~cxrbench.results.view.RunView`: its resolved suite (``run.json``)
+re-validated, its data prepared exactly as the engine did (same decode, split and normalisation,
+checked against the run's split manifest hash), and
 each model's checkpoint of its first successful job (lowest fold, then seed) re-evaluated on that
 job's test rows through the engine's own :meth:`Trainer.predict` (and the job's recorded decision
 threshold).
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 
 import cxrbench
-from cxrbench.data.prepare import PreparedData, prepare_data
+from cxrbench.data.prepare import PreparedData
 from cxrbench.data.transforms import normalization_stats
 from cxrbench.engine.baselines import baseline_predict
 from cxrbench.metrics.scoring import compute_metrics
@@ -27,24 +28,14 @@ from cxrbench.engine.batches import Batches
 from cxrbench.engine.trainer import Trainer
 from cxrbench.errors import ResultsError
 from cxrbench.plugins import Registry, get_registry
-from cxrbench.probes import PROBES_FILE
 from cxrbench.probes.masking import (CONDITIONS, MIN_MARGIN, RETAIN, MaskGeometry, masking_transform,
                                      shortcut_verdict)
 from cxrbench.probes.source import WARN_AUC, source_labels, source_probe
 from cxrbench.results.records import JobRecord
-from cxrbench.results.store import RunStore, now_iso, write_json_atomic
+from cxrbench.results.store import now_iso, write_json_atomic
+from cxrbench.results.view import NO_CHECKPOINT, RunView
 from cxrbench.specs import Predictions
 from cxrbench.suite.schema import Suite
-
-NO_CHECKPOINT = "no checkpoint saved (set train.save_checkpoints: true in the suite and run it again)"
-
-
-def _suite_of(store: RunStore) -> Suite:
-    header = store.read_header()
-    try:
-        return Suite.model_validate(header["suite"])
-    except Exception as exc:  # noqa: BLE001 - pydantic or a missing key
-        raise ResultsError(f"{store.dir}: the run's suite no longer validates: {type(exc).__name__}: {exc}") from None
 
 
 def _majority_score(primary: str, data: PreparedData, fold: Any, suite: Suite, registry: Registry) -> float:
@@ -65,19 +56,18 @@ def _fill_value(suite: Suite, data: PreparedData, fold: Any) -> torch.Tensor:
     return torch.tensor([round(255 * m) for m in mean], dtype=torch.uint8)
 
 
-def _targets(store: RunStore, suite: Suite) -> tuple[dict[str, JobRecord], dict[str, str]]:
+def _targets(run: RunView) -> tuple[dict[str, JobRecord], dict[str, str]]:
     """model label -> the record probed (first ok job with a checkpoint on disk); label -> why skipped."""
-    found = store.first_checkpoints()
-    records = store.records()
+    found = run.first_checkpoints()
     chosen, skipped = {}, {}
-    for entry in suite.models:
-        recs = [r for r in records if r.model == entry.key]
+    for entry in run.suite.models:
+        recs = [r for r in run.records if r.model == entry.key]
         if entry.key in found:
-            path = store.dir / found[entry.key].checkpoint_path
+            path = run.checkpoint(found[entry.key])
             if path.is_file():
                 chosen[entry.key] = found[entry.key]
             else:
-                skipped[entry.key] = f"checkpoint {path.relative_to(store.dir)} is missing from the run folder"
+                skipped[entry.key] = f"checkpoint {run.store.relative(path)} is missing from the run folder"
         elif any(r.status == "ok" for r in recs):
             skipped[entry.key] = NO_CHECKPOINT
         else:
@@ -85,17 +75,16 @@ def _targets(store: RunStore, suite: Suite) -> tuple[dict[str, JobRecord], dict[
     return chosen, skipped
 
 
-def _probe_model(rec: JobRecord, store: RunStore, suite: Suite, data: PreparedData, batches: Batches,
-                 registry: Registry, device: torch.device, geometry: MaskGeometry, retain: float,
-                 min_margin: float) -> dict[str, Any]:
+def _probe_model(rec: JobRecord, run: RunView, data: PreparedData, batches: Batches, device: torch.device,
+                 geometry: MaskGeometry, retain: float, min_margin: float) -> dict[str, Any]:
     from cxrbench.engine.thresholding import apply_decision_threshold  # the job's own decision threshold
-    from cxrbench.report.gradcam import load_checkpoint  # builds without upstream weights: no download
 
-    entry = next(e for e in suite.models if e.key == rec.model)
+    suite, registry = run.suite, run.registry
+    entry = run.model_entry(rec)
     fold = data.folds[rec.fold]
     primary = suite.metrics.primary
-    higher = registry.metric(primary).higher_is_better
-    model = load_checkpoint(suite, entry, store.dir / rec.checkpoint_path, registry, device)
+    higher = registry.higher_is_better(primary)
+    model = run.model(rec, device)  # built without upstream weights: no download
     fill = _fill_value(suite, data, fold)
     scores = {}
     for condition in CONDITIONS:
@@ -134,30 +123,23 @@ def run_probes(run: str | Path, *, results_root: Path | None = None, geometry: M
     """
     from cxrbench.engine.device import resolve_device
 
-    registry = registry or get_registry()
-    store = RunStore.open(run, results_root)
-    header = store.read_header()
-    suite = _suite_of(store)
-    chosen, skipped = _targets(store, suite)
+    view = RunView.open(run, results_root, registry or get_registry())
+    registry, store, suite = view.registry, view.store, view.suite
+    chosen, skipped = _targets(view)
     if not chosen:
         reasons = "; ".join(f"{m}: {why}" for m, why in skipped.items()) or "the suite has no models"
         raise ResultsError(f"run {store.run_id}: no model to probe ({reasons})")
-    data = prepare_data(suite, registry)
-    expected = header.get("split_manifest_sha256")
-    if expected and data.manifest_sha256 != expected:
-        raise ResultsError(f"run {store.run_id}: the dataset now gives a different split than the run's (its files "
-                           "changed?), so the run's test rows cannot be re-created")
+    data = view.prepared_data()
     sources, origin = source_labels(data.table, source_column)  # a bad --source-column fails before the work
     batches = make_batches(suite, data)
     dev = resolve_device(device)
-    models = [_probe_model(rec, store, suite, data, batches, registry, dev, geometry, retain, min_margin)
-              for rec in chosen.values()]
+    models = [_probe_model(rec, view, data, batches, dev, geometry, retain, min_margin) for rec in chosen.values()]
     models += [{"model": m, "status": "skipped", "reason": why} for m, why in skipped.items()]
     primary = suite.metrics.primary
     out = {
         "run_id": store.run_id, "suite": suite.name, "created_at": now_iso(), "cxrbench_version": cxrbench.__version__,
         "synthetic": data.synthetic,
-        "masking": {"primary": primary, "higher_is_better": registry.metric(primary).higher_is_better,
+        "masking": {"primary": primary, "higher_is_better": registry.higher_is_better(primary),
                     "geometry": geometry.as_dict(), "retain": retain, "min_margin": min_margin,
                     "fill": "mean training pixel value (a constant)",
                     "rule": f"flagged when the model keeps >= {retain:g} of its margin over the majority baseline "
@@ -166,5 +148,5 @@ def run_probes(run: str | Path, *, results_root: Path | None = None, geometry: M
                     "models": models},
         "source": _source_section(suite, data, sources, origin, source_column, warn_auc),
     }
-    write_json_atomic(store.dir / PROBES_FILE, out)
+    write_json_atomic(store.probes_path, out)
     return out

@@ -186,10 +186,10 @@ def profile_command(args: argparse.Namespace) -> int:
         for row in rows:
             row["latency"] = [r for r in records if r["model"] == row["model"]]
         if args.out:
-            from cxrbench.profiling.fingerprint import default_device_name, safe_name
-            from cxrbench.profiling.records import write_latency_file
+            from cxrbench.results.store import device_label
+            from cxrbench.results.latency import write_latency_file
 
-            device = safe_name(cfg.device_name) if cfg.device_name else default_device_name()
+            device = device_label(cfg.device_name)
             write_latency_file(args.out, records, suite.name if suite else None, device)
     if args.json:
         print(json.dumps(rows, indent=2, default=str))

@@ -4,24 +4,12 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 import socket
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from cxrbench.environment import cpu_model
-
-_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
-
-
-def default_device_name() -> str:
-    """The hostname (short form), the default ``--device-name``."""
-    return safe_name(socket.gethostname().split(".")[0] or "unknown")
-
-
-def safe_name(name: str) -> str:
-    """``name`` usable as a folder name (anything outside ``[A-Za-z0-9_.-]`` becomes ``_``)."""
-    return _SAFE.sub("_", name).strip("._") or "unknown"
+from cxrbench.results.store import device_label
 
 
 def _pkg(name: str) -> str | None:
@@ -52,7 +40,7 @@ def device_fingerprint(device_name: str | None = None, cpus_used: list[int] | No
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
-        "device_name": safe_name(device_name) if device_name else default_device_name(),
+        "device_name": device_label(device_name),
         "hostname": socket.gethostname(),
         "cpu_model": cpu_model(),
         "machine": platform.machine(),

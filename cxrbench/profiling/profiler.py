@@ -20,9 +20,10 @@ import torch.nn as nn
 
 from cxrbench.suite.latency import LatencyConfig
 from cxrbench.models.cost import cost_fields
-from cxrbench.profiling.fingerprint import allowed_cpus, default_device_name, device_fingerprint, safe_name
+from cxrbench.profiling.fingerprint import allowed_cpus, device_fingerprint
+from cxrbench.results.store import device_label
 from cxrbench.profiling.latency import summarize
-from cxrbench.profiling.records import LatencyRecord
+from cxrbench.results.latency import LatencyRecord
 from cxrbench.profiling.runtimes import qualified_name
 from cxrbench.profiling.runtimes.base import ExportContext, Prepared
 from cxrbench.profiling.worker import spawn
@@ -103,7 +104,7 @@ def _profile(model: nn.Module, cfg: LatencyConfig, size: tuple[int, int], in_cha
     device = resolve_device(cfg.device)
     allowed = allowed_cpus()
     thread_counts = resolve_threads(cfg.threads, allowed)
-    device_name = safe_name(cfg.device_name) if cfg.device_name else default_device_name()
+    device_name = device_label(cfg.device_name)
     cost = cost_fields(model, size, in_chans, cross_check=True)
     example = torch.randn(2, in_chans, *size, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():

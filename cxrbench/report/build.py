@@ -1,8 +1,13 @@
 """Assemble one run's HTML report: leaderboard, per-model diagnostics, cost trade-off, environment.
 
-Everything is read from the run folder; only the misclassified-image grid and Grad-CAM need the
-dataset again (re-decoded through the registry) and Grad-CAM the saved checkpoints. A section whose
-inputs are missing says why instead of failing the report.
+About 420 lines because it is one report's assembly: each section is a short method of one class
+sharing the run, the output folder and the lazily loaded pixels (the figures are in ``plots``,
+the per-model diagnostics in ``diagnostics``).
+
+Everything is read from the run folder through :class:`~cxrbench.results.view.RunView`; only the
+misclassified-image grid and Grad-CAM need the dataset again (re-decoded through the registry) and
+Grad-CAM the saved checkpoints. A section whose inputs are missing says why instead of failing the
+report.
 """
 
 from __future__ import annotations
@@ -19,20 +24,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cxrbench.engine.evaluation import read_predictions
+from cxrbench.errors import ResultsError
+from cxrbench.leaderboard.latency import board_latency
 from cxrbench.leaderboard.render import comparison_frame, display_frame, notices, title
-from cxrbench.leaderboard.table import LOWER_IS_BETTER, Board, RunData, build_boards
+from cxrbench.leaderboard.table import Board, build_boards
 from cxrbench.plugins import Registry, get_registry
 from cxrbench.report import plots
+from cxrbench.report.diagnostics import gradcam_picks, most_confident_errors, roc_curves
 from cxrbench.report.html import render_html
 from cxrbench.results.records import JobRecord
-from cxrbench.results.store import RunStore
+from cxrbench.results.store import write_atomic
+from cxrbench.results.view import NO_CHECKPOINT, RunView
 from cxrbench.specs import Predictions
 
 log = logging.getLogger(__name__)
-
-REPORT_DIR = "report"
-NO_CHECKPOINT = "no checkpoint saved: set train.save_checkpoints: true in the suite and run it again"
 
 
 @dataclass
@@ -67,92 +72,21 @@ def _table(df: pd.DataFrame, text_columns: int = 1) -> str:
     return df.to_html(index=False, escape=True, border=0, classes=classes, na_rep="")
 
 
-def roc_curves(pred: Predictions) -> tuple[list[dict[str, Any]], list[str]]:
-    """One ROC curve per class (binary: the positive class; multiclass: one-vs-rest; multilabel: per label).
-
-    Returns the curves (``name``, ``fpr``, ``tpr``, ``auc``) and the classes skipped because the
-    test set holds only one value of them (AUC undefined).
-    """
-    from sklearn.metrics import auc, roc_curve
-
-    y, prob, names = np.asarray(pred.y_true), np.asarray(pred.y_prob), pred.class_names
-    if pred.task == "binary":
-        columns = [(pred.positive, (y == pred.positive).astype(int))]
-    elif pred.task == "multiclass":
-        columns = [(j, (y == j).astype(int)) for j in range(len(names))]
-    else:
-        columns = [(j, y[:, j].astype(int)) for j in range(len(names))]
-    curves, skipped = [], []
-    for j, truth in columns:
-        if truth.min() == truth.max():
-            skipped.append(names[j])
-            continue
-        fpr, tpr, _ = roc_curve(truth, prob[:, j])
-        curves.append({"name": names[j], "fpr": fpr, "tpr": tpr, "auc": float(auc(fpr, tpr))})
-    return curves, skipped
-
-
-def most_confident_errors(df: pd.DataFrame, pred: Predictions, n: int) -> list[dict[str, Any]]:
-    """The ``n`` wrong test predictions made with the highest confidence.
-
-    Single-label: rows with ``y_pred != y_true``, confidence = probability of the predicted class.
-    Multilabel: wrong (row, label) cells, confidence = ``p`` for a false positive, ``1 - p`` for a
-    false negative. Ties keep the predictions file's order.
-    """
-    names, prob = pred.class_names, np.asarray(pred.y_prob)
-    ids = df["sample_id"].astype(str).tolist()
-    out = []
-    if pred.task == "multilabel":
-        for i, j in zip(*np.nonzero(np.asarray(pred.y_pred) != np.asarray(pred.y_true))):
-            fp = bool(pred.y_pred[i, j])
-            kind = "false positive" if fp else "false negative"
-            out.append({"sample_id": ids[i], "row": int(i), "true": f"{names[j]}: {'absent' if fp else 'present'}",
-                        "pred": f"{names[j]}: {'present' if fp else 'absent'}",
-                        "confidence": float(prob[i, j] if fp else 1 - prob[i, j]), "kind": kind,
-                        "caption": f"{names[j]}: {kind}"})
-    else:
-        for i in np.nonzero(np.asarray(pred.y_pred) != np.asarray(pred.y_true))[0]:
-            t, p = int(pred.y_true[i]), int(pred.y_pred[i])
-            out.append({"sample_id": ids[i], "row": int(i), "true": names[t], "pred": names[p],
-                        "confidence": float(prob[i, p]), "kind": "misclassified",
-                        "caption": f"true {names[t]} / pred {names[p]}"})
-    out.sort(key=lambda e: -e["confidence"])  # stable: ties keep file order
-    return out[:n]
-
-
-def gradcam_picks(pred: Predictions, per_class: int) -> list[tuple[int, int]]:
-    """``(row, class)`` pairs: for each class the ``per_class`` test images of that class (multilabel:
-    with that label) the model scores highest on it."""
-    prob, y = np.asarray(pred.y_prob), np.asarray(pred.y_true)
-    picks = []
-    for j in range(len(pred.class_names)):
-        members = np.nonzero(y[:, j] == 1 if pred.task == "multilabel" else y == j)[0]
-        order = members[np.argsort(-prob[members, j], kind="stable")]
-        picks += [(int(i), j) for i in order[:per_class]]
-    return picks
-
-
 class _Report:
     """State shared by the sections of one report."""
 
-    def __init__(self, store: RunStore, out: Path, registry: Registry, gradcam: bool, device: str,
-                 n_misclassified: int, cams_per_class: int):
-        self.store, self.out, self.registry = store, out, registry
+    def __init__(self, run: RunView, out: Path, gradcam: bool, device: str, n_misclassified: int,
+                 cams_per_class: int):
+        self.run, self.store, self.out, self.registry = run, run.store, out, run.registry
         self.gradcam, self.device_name = gradcam, device
         self.n_misclassified, self.cams_per_class = n_misclassified, cams_per_class
-        self.header = store.read_header()
-        self.records = store.records()
-        cfg = self.header["suite"]
-        self.task, self.classes = cfg["task"]["type"], list(cfg["task"]["classes"])
-        self.positive = (self.classes.index(cfg["task"].get("positive_class") or self.classes[-1])
-                         if self.task == "binary" else 1)
+        self.header, self.records = run.header, run.records
+        self.task, self.classes = run.task, run.classes
         self.suite, self.suite_error = None, None
         try:
-            from cxrbench.suite.schema import Suite
-
-            self.suite = Suite.model_validate(cfg)
-        except Exception as exc:  # noqa: BLE001 - an old run.json still gets the record-based sections
-            self.suite_error = f"the run's suite no longer validates: {type(exc).__name__}: {exc}"
+            self.suite = run.suite
+        except ResultsError as exc:  # an old run.json still gets the record-based sections
+            self.suite_error = str(exc)
         self._pixels: Any = None
         self._pixels_error: str | None = None
         self._device: Any = None
@@ -166,11 +100,7 @@ class _Report:
                 self._pixels_error = self.suite_error
                 return None
             try:
-                from cxrbench.report.pixels import open_pixels
-
-                splits = pd.read_csv(self.store.dir / "splits.csv", dtype={"sample_id": str})
-                train = splits[(splits["fold"] == 0) & (splits["split"] == "train")]["sample_id"].tolist()
-                self._pixels = open_pixels(self.suite, self.registry, train)
+                self._pixels = self.run.pixels()
             except Exception as exc:  # noqa: BLE001 - missing data must not stop the report
                 self._pixels_error = f"{type(exc).__name__}: {exc}"
         return self._pixels
@@ -209,27 +139,26 @@ class _Report:
                     "best_epoch": rec.best_epoch, "epochs_run": rec.epochs_run,
                     "summary": [(m, _fmt(rec.metrics.get(m)), rec.ci.get(m)) for m in board.metrics]}
         section["curves"] = self.curves(rec, s)
-        pred, df, pred_error = self.predictions(rec)
+        pred, ids, pred_error = self.predictions(rec)
         section["pred_error"] = pred_error
         section["confusion"] = self.confusion(rec, pred, s)
         section["report"] = self.class_report(rec)
         if pred is not None:
             section["roc"] = self.roc(pred, s, label)
             section["reliability"] = self.reliability(pred, s, label)
-            section["misclassified"] = self.misclassified(df, pred, s)
-            section["gradcam"] = self.gradcam_section(rec, df, pred, s)
+            section["misclassified"] = self.misclassified(ids, pred, s)
+            section["gradcam"] = self.gradcam_section(rec, ids, pred, s)
         return section
 
-    def predictions(self, rec: JobRecord) -> tuple[Predictions | None, pd.DataFrame | None, str | None]:
+    def predictions(self, rec: JobRecord) -> tuple[Predictions | None, list[str], str | None]:
+        """The job's test predictions and their sample ids, or why they cannot be read."""
         if not rec.predictions_path:
-            return None, None, "this job recorded no predictions file"
-        path = self.store.dir / rec.predictions_path
+            return None, [], "this job recorded no predictions file"
         try:
-            pred = read_predictions(path, self.classes, self.task, self.positive)
-            df = pd.read_csv(path, usecols=["sample_id"], dtype={"sample_id": str})
+            stored = self.run.predictions(rec)
         except (OSError, KeyError, ValueError) as exc:
-            return None, None, f"cannot read {path.name}: {type(exc).__name__}: {exc}"
-        return pred, df, None
+            return None, [], f"cannot read {Path(rec.predictions_path).name}: {type(exc).__name__}: {exc}"
+        return stored.pred, stored.sample_ids, None
 
     def curves(self, rec: JobRecord, s: str) -> dict[str, Any]:
         if not rec.curves or not rec.curves.get("train_loss"):
@@ -294,8 +223,8 @@ class _Report:
         return {"figure": _figure(path, f"reliability-{s}", f"reliability diagram of {label}: {data['caption']}"),
                 "ece": data["ece"]}
 
-    def misclassified(self, df: pd.DataFrame, pred: Predictions, s: str) -> dict[str, Any]:
-        errors = most_confident_errors(df, pred, self.n_misclassified)
+    def misclassified(self, ids: list[str], pred: Predictions, s: str) -> dict[str, Any]:
+        errors = most_confident_errors(ids, pred, self.n_misclassified)
         out: dict[str, Any] = {"items": [e | {"confidence": f"{e['confidence']:.3f}"} for e in errors]}
         if not errors:
             return out | {"note": "no misclassified test image"}
@@ -311,8 +240,8 @@ class _Report:
         path = plots.image_grid(list(images), captions, self.out / f"misclassified-{s}.png")
         return out | {"figure": _figure(path, f"misclassified-{s}", "most confident errors")}
 
-    def gradcam_section(self, rec: JobRecord, df: pd.DataFrame, pred: Predictions, s: str) -> dict[str, Any]:
-        from cxrbench.report.gradcam import gradcam_missing
+    def gradcam_section(self, rec: JobRecord, ids: list[str], pred: Predictions, s: str) -> dict[str, Any]:
+        from cxrbench.models.gradcam import gradcam_missing
 
         if not self.gradcam:
             return {"note": "skipped (--no-gradcam)"}
@@ -326,39 +255,34 @@ class _Report:
             return {"note": f"model {rec.model_name!r} declares no cam_layer in its ModelSpec"}
         if not rec.checkpoint_path:
             return {"note": NO_CHECKPOINT}
-        ckpt = self.store.dir / rec.checkpoint_path
+        ckpt = self.run.checkpoint(rec)
         if not ckpt.is_file():
             return {"note": f"checkpoint {rec.checkpoint_path} is missing from the run folder"}
         pixels = self.pixels()
         if pixels is None:
             return {"note": f"images unavailable (the dataset could not be loaded: {self._pixels_error})"}
         try:
-            return self._gradcam(rec, ckpt, spec.cam_layer, df, pred, pixels, s)
+            return self._gradcam(rec, spec.cam_layer, ids, pred, pixels, s)
         except Exception as exc:  # noqa: BLE001 - one model's Grad-CAM failure must not lose the report
             log.debug("Grad-CAM failed for %s", rec.job_id, exc_info=True)
             return {"note": f"Grad-CAM failed: {type(exc).__name__}: {exc}"}
 
-    def _gradcam(self, rec: JobRecord, ckpt: Path, layer: str, df: pd.DataFrame, pred: Predictions, pixels: Any,
+    def _gradcam(self, rec: JobRecord, layer: str, ids: list[str], pred: Predictions, pixels: Any,
                  s: str) -> dict[str, Any]:
         import torch
 
-        from cxrbench.report.gradcam import grad_cam, load_checkpoint, overlay
-        from cxrbench.suite.schema import ModelEntry
+        from cxrbench.models.gradcam import grad_cam, overlay
+        from cxrbench.models.predict import probabilities
 
-        entry = next((e for e in self.suite.models if e.key == rec.model), None)
-        if entry is None:
-            entry = ModelEntry.model_validate({k: v for k, v in rec.model_config.items() if k != "train"})
         picks = gradcam_picks(pred, self.cams_per_class)
         if not picks:
             return {"note": "no test image to explain"}
-        ids = df["sample_id"].astype(str).tolist()
         images = pixels.uint8([ids[i] for i, _ in picks])
         device = self.device()
-        model = load_checkpoint(self.suite, entry, ckpt, self.registry, device)
+        model = self.run.model(rec, device)
         x = pixels.model_input(images).to(device)
         with torch.no_grad():
-            logits = model(x).float()
-        prob = (torch.sigmoid(logits) if self.task == "multilabel" else torch.softmax(logits, 1)).cpu().numpy()
+            prob = probabilities(model(x).float(), self.task).cpu().numpy()
         recorded = np.asarray(pred.y_prob)[[i for i, _ in picks]]
         drift = float(np.abs(prob - recorded).max())
         multilabel = self.task == "multilabel"
@@ -407,7 +331,7 @@ class _Report:
             from cxrbench.profiling.plot import pareto_plot
 
             png = pareto_plot(latency, primary, self.out / "tradeoff-latency",
-                              higher_is_better=primary not in LOWER_IS_BETTER)[0]
+                              higher_is_better=board.higher_is_better)[0]
             out["latency"] = _figure(png, "tradeoff-latency", f"{primary} vs p90 latency")
             out["latency_table"] = _table(pd.DataFrame(
                 [{"model": p["model"], "device": p["device"], "runtime": p["runtime"], "threads": p["threads"],
@@ -417,17 +341,19 @@ class _Report:
         return out
 
     def latency_points(self, board: Board) -> tuple[list[dict[str, Any]], str]:
-        """Pareto points from the suite's latency records (batch size 1 when measured), or why there are none."""
+        """Pareto points from the board's latency records (:func:`board_latency`, the leaderboard's selection;
+        the smallest batch size measured), or why there are none."""
         hint = (f"Latency was not profiled for suite {board.suite!r}, so the plot below uses MACs. To add it: "
                 f"cxrbench profile --suite {self.header.get('suite_path') or '<suite.yaml>'} --run "
                 f"{self.store.run_id} --latency --out latency.json; cxrbench results import latency.json")
         try:
             from cxrbench.profiling.plot import pareto_plot  # noqa: F401
-            from cxrbench.profiling.records import latest_records, load_latency_records
         except ImportError:
             return [], hint
+        from cxrbench.results.latency import load_latency_records
+
         try:
-            records = latest_records(load_latency_records(self.store.dir.parent.parent, suite=board.suite))
+            records = board_latency(load_latency_records(self.store.dir.parent.parent, suite=board.suite), board)
         except Exception as exc:  # noqa: BLE001 - an unreadable latency file must not stop the report
             return [], f"latency records could not be read: {exc}"
         metric = {r["model"]: r[f"{board.primary}_mean"] for r in board.rows.to_dict("records")} \
@@ -476,11 +402,12 @@ def build_report(run: str | Path, out_dir: str | Path | None = None, *, results_
     ``run`` is a run folder or a run id under ``results_root``. Figures are written as PNG files and
     embedded in the HTML (data URIs), so the single file opens anywhere without a network.
     """
-    store = RunStore.open(run, results_root)
-    out = Path(out_dir) if out_dir else store.dir / REPORT_DIR
+    view = RunView.open(run, results_root, registry or get_registry())
+    store = view.store
+    out = Path(out_dir) if out_dir else store.report_dir
     out.mkdir(parents=True, exist_ok=True)
-    report = _Report(store, out, registry or get_registry(), gradcam, device, n_misclassified, cams_per_class)
-    board = build_boards([RunData(report.header, report.records, store.dir)])[0]
+    report = _Report(view, out, gradcam, device, n_misclassified, cams_per_class)
+    board = build_boards([view], registry=view.registry)[0]
     by_model: dict[str, list[JobRecord]] = {}
     for rec in report.records:
         if rec.kind == "model":
@@ -498,7 +425,5 @@ def build_report(run: str | Path, out_dir: str | Path | None = None, *, results_
     }
     from cxrbench.probes.report import probes_context  # `cxrbench probe` writes <run>/probes.json
 
-    context["probes"] = probes_context(store.dir, store.run_id)
-    index = out / "index.html"
-    index.write_text(render_html(context), encoding="utf-8")
-    return index
+    context["probes"] = probes_context(store)
+    return write_atomic(out / "index.html", render_html(context))

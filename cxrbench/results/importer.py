@@ -9,9 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from cxrbench.errors import ResultsError
-from cxrbench.profiling.fingerprint import safe_name
-from cxrbench.profiling.records import LATENCY_DIR, content_sha256, read_latency_file
-from cxrbench.results.store import write_json_atomic
+from cxrbench.results.latency import content_sha256, read_latency_file
+from cxrbench.results.store import imported_latency_dir, safe_name, write_json_atomic
 
 
 def import_latency_file(path: str | Path, results_root: str | Path, suite: str | None = None,
@@ -32,6 +31,6 @@ def import_latency_file(path: str | Path, results_root: str | Path, suite: str |
     doc = {**doc, "suite": suite, "device_name": device,
            "records": [{**r, "suite": suite, "device_name": device} for r in doc["records"]]}
     stamp = "".join(ch for ch in str(doc.get("created_at", "")) if ch.isalnum())[:15] or "undated"
-    dest = Path(results_root) / safe_name(suite) / LATENCY_DIR / device / f"{stamp}-{content_sha256(doc)[:8]}.json"
+    dest = imported_latency_dir(results_root, suite, device) / f"{stamp}-{content_sha256(doc)[:8]}.json"
     write_json_atomic(dest, doc)
     return dest

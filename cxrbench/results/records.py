@@ -61,6 +61,15 @@ class JobRecord:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+def first_checkpoints(records: list[JobRecord]) -> dict[str, JobRecord]:
+    """model label -> the record of its first ok job (lowest fold, then seed) that saved a checkpoint."""
+    out: dict[str, JobRecord] = {}
+    for rec in sorted(records, key=lambda r: (r.fold, r.seed)):
+        if rec.status == "ok" and rec.checkpoint_path and rec.model not in out:
+            out[rec.model] = rec
+    return out
+
+
 def job_id(model: str, fold: int, seed: int) -> str:
     """Stable id of one job, also its file stem: ``resnet18__fold0__seed0``."""
     return f"{model}__fold{fold}__seed{seed}"

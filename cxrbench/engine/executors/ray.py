@@ -42,7 +42,6 @@ from cxrbench.suite.schema import ExecutorConfig, Suite
 
 log = logging.getLogger(__name__)
 
-LOGS_DIR = "logs"
 RAY_HINT = "pip install cxrbench[ray]"
 
 def import_ray() -> Any:
@@ -402,11 +401,6 @@ class RayExecutor:
 
     @staticmethod
     def _write_log(store: RunStore, job: Job, attempt: int, result: _Attempt) -> None:
-        path = store.dir / LOGS_DIR / f"{job.id}.log"
-        path.parent.mkdir(parents=True, exist_ok=True)
         status = "ok" if result.output is not None else f"failed: {result.error}"
-        with path.open("a", encoding="utf-8") as fh:
-            fh.write(f"===== {job.id} attempt {attempt} on {result.node} ({result.seconds:.1f} s, {status})\n")
-            fh.write(result.log)
-            if not result.log.endswith("\n"):
-                fh.write("\n")
+        text = f"===== {job.id} attempt {attempt} on {result.node} ({result.seconds:.1f} s, {status})\n{result.log}"
+        store.append_log(job.id, text if text.endswith("\n") else text + "\n")

@@ -10,15 +10,13 @@ writes the run folder with :func:`save_output`.
 from __future__ import annotations
 
 import logging
-import os
 import traceback
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
-from cxrbench.models.factory import build_model as build_from_spec
+from cxrbench.models.build import build_model  # noqa: F401 - re-exported for job kinds
 from cxrbench.results.records import JobRecord, job_id
 from cxrbench.results.store import RunStore, now_iso
 from cxrbench.suite.schema import ModelEntry, Suite
@@ -29,9 +27,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from cxrbench.plugins import Registry
 
 log = logging.getLogger(__name__)
-
-EXTERNAL_DIR = "external"
-
 
 @dataclass(frozen=True)
 class Job:
@@ -104,12 +99,6 @@ class JobKind:
                          finished_at=now_iso())
 
 
-def build_model(suite: Suite, entry: ModelEntry, registry: Registry) -> tuple[torch.nn.Module, Any]:
-    """The entry's model under the suite (params validated, weights loaded, freeze applied), and its spec."""
-    spec = registry.model(entry.name)
-    return build_from_spec(spec, **suite.model_build_args(entry)), spec
-
-
 def model_cost(model: torch.nn.Module, suite: Suite) -> dict[str, Any]:
     """The cost fields of the model as trained (suite input size, classes and channels), and that input."""
     from cxrbench.models.cost import cost_fields
@@ -125,44 +114,24 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # open() keeps the umask's file mode
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def external_predictions_path(store: RunStore, name: str, job: str) -> Path:
-    """Where a job's predictions on external set ``name`` go."""
-    return store.dir / EXTERNAL_DIR / name / f"{job}.csv"
-
-
 def save_output(output: JobOutput, store: RunStore) -> JobRecord:
-    """Write a job's artefacts into the run folder; its record, with their paths (not yet written)."""
-    record = output.record
-    pred_path = store.predictions_path(record.job_id) if output.predictions_csv else None
-    if pred_path is not None:
-        _write_bytes_atomic(pred_path, output.predictions_csv)
-    ckpt = None
-    if output.checkpoint is not None:
-        ckpt = store.checkpoint_path(record.job_id)
-        _write_bytes_atomic(ckpt, output.checkpoint)
-    if output.latency:
-        from cxrbench.engine.suite_profiling import save_job_latency
+    """Write a job's artefacts into the run folder through the store; its record, with their paths
+    (the record itself is written by the driver)."""
+    from cxrbench.results.latency import write_latency_job
 
-        save_job_latency(store.dir, record.job_id, output.latency)
+    record = output.record
+    pred_path = store.write_bytes(store.predictions_path(record.job_id), output.predictions_csv) \
+        if output.predictions_csv else None
+    ckpt = store.write_bytes(store.checkpoint_path(record.job_id), output.checkpoint) \
+        if output.checkpoint is not None else None
+    if output.latency:
+        write_latency_job(store, record.job_id, output.latency)
     external = {}
     for name, entry in record.external.items():
         if name in output.external_csv:
-            path = external_predictions_path(store, name, record.job_id)
-            _write_bytes_atomic(path, output.external_csv[name])
-            entry = entry | {"predictions_path": str(path.relative_to(store.dir))}
+            path = store.write_bytes(store.external_predictions_path(name, record.job_id), output.external_csv[name])
+            entry = entry | {"predictions_path": store.relative(path)}
         external[name] = entry
     return replace(record, external=external,
-                   predictions_path=str(pred_path.relative_to(store.dir)) if pred_path else None,
-                   checkpoint_path=str(ckpt.relative_to(store.dir)) if ckpt else None)
+                   predictions_path=store.relative(pred_path) if pred_path else None,
+                   checkpoint_path=store.relative(ckpt) if ckpt else None)

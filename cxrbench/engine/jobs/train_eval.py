@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
-import tempfile
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -20,7 +18,6 @@ from cxrbench.data.external import attach_external, load_external_sets
 from cxrbench.data.prepare import PreparedData, prepare_data
 from cxrbench.engine.baselines import baseline_records
 from cxrbench.engine.batches import Batches
-from cxrbench.engine.evaluation import write_predictions
 from cxrbench.metrics.scoring import compute_metrics, score
 from cxrbench.engine.external import evaluate_external
 from cxrbench.engine.jobs.kernel import Job, JobKind, JobOutput, build_model, describe_error, model_cost
@@ -28,6 +25,7 @@ from cxrbench.engine.thresholding import apply_decision_threshold, check_fold, t
 from cxrbench.engine.trainer import Trainer
 from cxrbench.models.factory import apply_frozen_bn_eval
 from cxrbench.plugins import Registry
+from cxrbench.results.predictions import predictions_csv
 from cxrbench.results.records import JobRecord
 from cxrbench.results.store import RunStore, now_iso
 from cxrbench.suite.loader import sha256_of
@@ -72,7 +70,7 @@ def monitor_of(suite: Suite, registry: Registry) -> tuple[str, bool]:
     if monitor == "val_loss":
         return monitor, False
     name = monitor.removeprefix("val_")
-    return f"val_{name}", registry.metric(name).higher_is_better
+    return f"val_{name}", registry.higher_is_better(name)
 
 
 def train_job(job: Job, suite: Suite, data: PreparedData, batches: Batches, registry: Registry,
@@ -105,10 +103,7 @@ def train_job(job: Job, suite: Suite, data: PreparedData, batches: Batches, regi
     eval_seconds = time.perf_counter() - t0
     ids = [data.table.ids[i] for i in fold.test]
     patients = [data.table.patient_ids[i] for i in fold.test] if data.table.patient_ids else None
-    with tempfile.TemporaryDirectory(prefix="cxrbench-") as tmp:  # write_predictions is the one CSV format
-        csv_path = Path(tmp) / "predictions.csv"
-        write_predictions(csv_path, pred, ids, patients)
-        predictions_csv = csv_path.read_bytes()
+    csv = predictions_csv(pred, ids, patients)
     external, external_csv = evaluate_external(trainer, data, batches, suite, registry, job.seed, threshold)
     checkpoint = None
     if train_cfg.save_checkpoints:
@@ -130,7 +125,7 @@ def train_job(job: Job, suite: Suite, data: PreparedData, batches: Batches, regi
         train_seconds=fit.seconds, eval_seconds=eval_seconds, n_train=len(fold.train), n_val=len(fold.val),
         n_test=len(fold.test), synthetic=data.synthetic, started_at=started, finished_at=now_iso(),
         external=external, threshold=threshold)
-    return JobOutput(record, predictions_csv, checkpoint, latency, external_csv)
+    return JobOutput(record, csv, checkpoint, latency, external_csv)
 
 
 def profile_latency(job: Job, model: torch.nn.Module, suite: Suite, batches: Batches, fold: Any,

@@ -1,4 +1,4 @@
-"""Latency records: one per (model, runtime, threads, batch size), and the files that hold them.
+"""The latency file format: one record per (model, runtime, threads, batch size), and the files that hold them.
 
 A latency file is ``{"schema": "cxrbench.latency-file/1", "suite", "device_name", "created_at",
 "records": [...]}``. ``cxrbench profile --out FILE`` writes one (e.g. on an edge device);
@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from cxrbench.errors import ResultsError
+from cxrbench.results.store import LATENCY_DIR, RUN_LATENCY_DIR, RunStore, device_label, now_iso, write_json_atomic
 
 RECORD_SCHEMA = "cxrbench.latency/1"
 FILE_SCHEMA = "cxrbench.latency-file/1"
-LATENCY_DIR = "_latency"
-RUN_LATENCY_DIR = "latency"
 
 
 @dataclass
@@ -114,7 +113,7 @@ class LatencyRecord:
     runtime_plugin: str | None = None
     runtime_info: dict[str, Any] = field(default_factory=dict)
     device: dict[str, Any] = field(default_factory=dict)
-    """Device fingerprint (:func:`cxrbench.profiling.fingerprint.device_fingerprint`)."""
+    """Device fingerprint (``cxrbench.profiling.fingerprint.device_fingerprint``)."""
     config: dict[str, Any] = field(default_factory=dict)
     measured_at: str = ""
     samples_ms: list[float] = field(default_factory=list)
@@ -131,8 +130,6 @@ class LatencyRecord:
 
 def latency_file(records: list[dict[str, Any]], suite: str | None, device_name: str) -> dict[str, Any]:
     """The JSON document holding ``records``."""
-    from cxrbench.results.store import now_iso
-
     return {"schema": FILE_SCHEMA, "suite": suite, "device_name": device_name, "created_at": now_iso(),
             "records": records}
 
@@ -140,8 +137,6 @@ def latency_file(records: list[dict[str, Any]], suite: str | None, device_name: 
 def write_latency_file(path: str | Path, records: list[dict[str, Any]], suite: str | None,
                        device_name: str) -> Path:
     """Write a latency file atomically; returns its path."""
-    from cxrbench.results.store import write_json_atomic
-
     path = Path(path)
     write_json_atomic(path, latency_file(records, suite, device_name))
     return path
@@ -211,3 +206,15 @@ def latest_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if key not in best or (r.get("measured_at") or "") >= (best[key].get("measured_at") or ""):
             best[key] = r
     return list(best.values())
+
+
+def write_latency_job(store: RunStore, job_id: str, records: list[dict[str, Any]]) -> Path:
+    """Write a job's latency records to ``store.latency_path(job_id)`` (run id filled in).
+
+    The file's suite and device name are the records' (the suite folder's name if they have none).
+    """
+    records = [{**r, "run": r.get("run") or store.run_id} for r in records]
+    head = records[0] if records else {}
+    suite = head.get("suite") or store.dir.parent.name
+    device = device_label(head.get("device_name"))
+    return write_latency_file(store.latency_path(job_id), records, suite, device)

@@ -48,7 +48,9 @@ class RunPixels:
         """uint8 images -> the normalised float tensor the model was evaluated on."""
         shape = (1, len(self.mean), 1, 1)
         mean, std = torch.tensor(self.mean).view(shape), torch.tensor(self.std).view(shape)
-        return (x.float() / 255.0 - mean) / std
+        from cxrbench.models.predict import normalize
+
+        return normalize(x, mean, std)
 
 
 def open_pixels(suite: Suite, registry: Registry, train_ids: list[str]) -> RunPixels:

@@ -1,16 +1,9 @@
-"""Grad-CAM heatmaps of a trained checkpoint (the optional ``grad-cam`` package)."""
+"""Grad-CAM heatmaps of a model's layer (the optional ``grad-cam`` package)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
-
-from cxrbench.engine.jobs import build_model
-from cxrbench.models.factory import read_state_dict
-from cxrbench.plugins import Registry
-from cxrbench.suite.schema import ModelEntry, Suite
 
 INSTALL_HINT = "pip install 'cxrbench[report]' (or: pip install grad-cam)"
 
@@ -22,21 +15,6 @@ def gradcam_missing() -> str | None:
     except ImportError:
         return f"Grad-CAM needs the grad-cam package, which is not installed: {INSTALL_HINT}"
     return None
-
-
-def load_checkpoint(suite: Suite, entry: ModelEntry, checkpoint: Path, registry: Registry,
-                    device: torch.device) -> torch.nn.Module:
-    """The entry's model with the run's trained weights, in eval mode, every parameter differentiable.
-
-    Built without upstream or local weights (the checkpoint holds them all) and unfrozen: Grad-CAM
-    needs gradients to reach the target layer even when the run froze the backbone.
-    """
-    bare = entry.model_copy(update={"pretrained": False, "weights": None, "freeze": "none"})
-    model, _ = build_model(suite, bare, registry)
-    model.load_state_dict(read_state_dict(checkpoint))
-    for p in model.parameters():
-        p.requires_grad_(True)
-    return model.to(device).eval()
 
 
 def grad_cam(model: torch.nn.Module, layer: str, x: torch.Tensor,
