@@ -55,7 +55,8 @@ def _weights(idx: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(flat, minlength=b * n).reshape(b, n).astype(np.float64)
 
 
-def _one(fn: MetricFn, pred: Predictions) -> float:
+def metric_or_nan(fn: MetricFn, pred: Predictions) -> float:
+    """``fn(pred)`` as a float, ``nan`` where the metric raises ``ValueError``/``ZeroDivisionError``."""
     try:
         return float(fn(pred))
     except (ValueError, ZeroDivisionError):
@@ -63,8 +64,10 @@ def _one(fn: MetricFn, pred: Predictions) -> float:
         return math.nan
 
 
-def _missing(x: Any) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x)) or str(x) == ""
+def is_missing_id(x: Any) -> bool:
+    """True for an absent patient id: ``None``, nan, ``""`` (a CSV's empty cell) or ``"nan"``/``"None"``
+    (such a cell after ``astype(str)``)."""
+    return x is None or (isinstance(x, float) and math.isnan(x)) or str(x) in ("", "nan", "None")
 
 
 def cluster_codes(groups: Groups, n: int) -> tuple[np.ndarray, int, str]:
@@ -79,10 +82,10 @@ def cluster_codes(groups: Groups, n: int) -> tuple[np.ndarray, int, str]:
     g = list(groups)
     if len(g) != n:
         raise ValueError(f"{len(g)} group ids for {n} rows")
-    if all(_missing(x) for x in g):
+    if all(is_missing_id(x) for x in g):
         return np.arange(n), n, "image"
     index: dict[tuple[int, Any], int] = {}
-    codes = [index.setdefault((1, i) if _missing(x) else (0, str(x)), len(index)) for i, x in enumerate(g)]
+    codes = [index.setdefault((1, i) if is_missing_id(x) else (0, str(x)), len(index)) for i, x in enumerate(g)]
     return np.asarray(codes, dtype=np.int64), len(index), "patient"
 
 
@@ -111,7 +114,7 @@ def metric_on_weights(fn: MetricFn, pred: Predictions, w: np.ndarray) -> np.ndar
     if batched is not None:
         return np.asarray(batched(pred, w), dtype=np.float64)
     rows = np.arange(w.shape[1])
-    return np.array([_one(fn, pred.subset(np.repeat(rows, np.rint(wb).astype(np.int64)))) for wb in w],
+    return np.array([metric_or_nan(fn, pred.subset(np.repeat(rows, np.rint(wb).astype(np.int64)))) for wb in w],
                     dtype=np.float64)
 
 
@@ -134,7 +137,7 @@ def bootstrap_values(fn: MetricFn, pred: Predictions, n_resamples: int = 1000, s
         out = []
         for start in range(0, n_resamples, block):
             idx = rng.integers(0, n, size=(min(block, n_resamples - start), n))
-            out.append(np.array([_one(fn, pred.subset(i)) for i in idx], dtype=np.float64))
+            out.append(np.array([metric_or_nan(fn, pred.subset(i)) for i in idx], dtype=np.float64))
         return np.concatenate(out)
     blocks = unit_count_blocks(n_units, n_resamples, rng, row_cells=n)
     if unit == "image":
@@ -245,6 +248,6 @@ def paired_bootstrap(fn: MetricFn, pred_a: Predictions, pred_b: Predictions, gro
     d = (bootstrap_values(fn, pred_a, n_resamples, seed, groups)
          - bootstrap_values(fn, pred_b, n_resamples, seed, groups))  # same seed: same units drawn
     low, high = percentile_interval(d, confidence)
-    diff = _one(fn, pred_a) - _one(fn, pred_b)
+    diff = metric_or_nan(fn, pred_a) - metric_or_nan(fn, pred_b)
     return PairedComparison(diff, low, high, bootstrap_p_value(d), unit, n_units, max(n_resamples, 0),
                             int(np.isfinite(d).sum()), confidence)
