@@ -70,7 +70,7 @@ def test_two_level_bootstrap_equals_slow_reference():
         p = Predictions(base.y_true, p.y_prob, p.y_pred, "binary", base.class_names)
         preds.append(p)
         tables += _kfold(p, patients, 3, seed=s)
-    agg = aggregate(tables, C.roc_auc, 100, seed=7)
+    agg = aggregate(tables, C.roc_auc, 50, seed=7)
     # Reference: resample by resample; patients drawn once, shared by the drawn seeds.
     pooled = pool_by_seed(tables)
     members: dict[str, list[int]] = {}
@@ -80,7 +80,7 @@ def test_two_level_bootstrap_equals_slow_reference():
     rng_u, rng_s = np.random.default_rng(7), np.random.default_rng([7, 1])
     where = [{pid: [j for j, q in enumerate(ps.patient_ids) if q == pid] for pid in order} for ps in pooled]
     vals = []
-    for _ in range(100):
+    for _ in range(50):
         drawn = [order[u] for u in rng_u.integers(0, len(order), len(order))]
         counts = rng_s.multinomial(3, [1 / 3] * 3)
         per_seed = []
@@ -93,7 +93,7 @@ def test_two_level_bootstrap_equals_slow_reference():
     assert agg.point == pytest.approx(np.mean([roc_auc_score(p.y_true, p.y_prob[:, 1]) for p in preds]))
     assert (agg.n_seeds, agg.unit, agg.n_units) == (3, "patient", 45)
     assert agg.method == "pooled out-of-fold predictions of 3 folds; mean over 3 seeds; two-level bootstrap " \
-                         "(seeds, then 45 patients; 100 resamples)"
+                         "(seeds, then 45 patients; 50 resamples)"
 
 
 def test_seed_spread_widens_the_interval():

@@ -63,11 +63,11 @@ def test_cluster_bootstrap_equals_slow_reference(fn, ref):
     pred = _binary(120, 1)
     rng = np.random.default_rng(2)
     groups = [f"p{g}" for g in rng.integers(0, 40, 120)]
-    fast = bootstrap_values(fn, pred, 120, seed=11, groups=groups)
-    slow = _slow_cluster_values(ref, pred, groups, 120, seed=11)
+    fast = bootstrap_values(fn, pred, 60, seed=11, groups=groups)
+    slow = _slow_cluster_values(ref, pred, groups, 60, seed=11)
     np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-12)
     # A plain (non-batched) function takes the same draws.
-    np.testing.assert_allclose(bootstrap_values(ref, pred, 120, seed=11, groups=groups), slow, atol=1e-12)
+    np.testing.assert_allclose(bootstrap_values(ref, pred, 60, seed=11, groups=groups), slow, atol=1e-12)
 
 
 def test_one_image_per_patient_is_the_image_bootstrap():
@@ -108,9 +108,9 @@ def test_paired_bootstrap_uses_the_same_draws_for_both_models():
     a, b = _binary(180, 6, 0.5), _binary(180, 6, 0.2)
     b = Predictions(a.y_true, b.y_prob, b.y_pred, "binary", a.class_names)
     groups = [f"p{i // 3}" for i in range(180)]
-    res = paired_bootstrap(C.roc_auc, a, b, groups, 150, seed=9)
-    d = bootstrap_values(C.roc_auc, a, 150, 9, groups) - bootstrap_values(C.roc_auc, b, 150, 9, groups)
-    slow = (_slow_cluster_values(_sk_auc, a, groups, 150, 9) - _slow_cluster_values(_sk_auc, b, groups, 150, 9))
+    res = paired_bootstrap(C.roc_auc, a, b, groups, 60, seed=9)
+    d = bootstrap_values(C.roc_auc, a, 60, 9, groups) - bootstrap_values(C.roc_auc, b, 60, 9, groups)
+    slow = (_slow_cluster_values(_sk_auc, a, groups, 60, 9) - _slow_cluster_values(_sk_auc, b, groups, 60, 9))
     np.testing.assert_allclose(d, slow, atol=1e-12)
     assert (res.low, res.high) == percentile_interval(d)
     assert res.diff == pytest.approx(_sk_auc(a) - _sk_auc(b))

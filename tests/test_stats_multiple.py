@@ -41,17 +41,19 @@ def test_hand_values():
     np.testing.assert_allclose(adjust_pvalues(p, "none"), p)
 
 
-@pytest.mark.parametrize("trial", range(6))  # statsmodels' Holm runs gc.collect() per call (~0.3 s)
+@pytest.mark.parametrize("trial", range(4))  # statsmodels' Holm runs gc.collect() per call: few calls
 def test_random_inputs_match_loops_and_statsmodels(trial):
     rng = np.random.default_rng(trial)
     p = rng.random(rng.integers(1, 30)) ** 3
     p[rng.random(p.size) < 0.2] = p[0]  # ties
-    np.testing.assert_allclose(adjust_pvalues(p, "holm"), _holm_loop(list(p)), atol=1e-12)
-    np.testing.assert_allclose(adjust_pvalues(p, "bh"), _bh_loop(list(p)), atol=1e-12)
     with_nan = np.insert(p, [0, p.size], np.nan)  # nan is not part of the family
-    got = adjust_pvalues(with_nan, "holm")
-    assert np.isnan(got[0]) and np.isnan(got[-1])
-    np.testing.assert_allclose(got[1:-1], multipletests(p, method="holm")[1], atol=1e-12)
+    holm = adjust_pvalues(with_nan, "holm")
+    assert np.isnan(holm[0]) and np.isnan(holm[-1])
+    np.testing.assert_allclose(holm[1:-1], _holm_loop(list(p)), atol=1e-12)
+    np.testing.assert_allclose(adjust_pvalues(p, "bh"), _bh_loop(list(p)), atol=1e-12)
+    if trial == 0:
+        np.testing.assert_allclose(holm[1:-1], multipletests(p, method="holm")[1], atol=1e-12)
+        np.testing.assert_allclose(adjust_pvalues(p, "bh"), multipletests(p, method="fdr_bh")[1], atol=1e-12)
 
 
 def test_unknown_method():
