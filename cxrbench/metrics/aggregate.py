@@ -21,6 +21,7 @@ unit, keyed by its row id). With one table the numbers equal
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -92,7 +93,7 @@ def pool_by_seed(tables: Sequence[FoldPredictions]) -> list[PooledSeed]:
         folds = sorted((t for t in tables if t.seed == s), key=lambda t: t.fold)
         rows = [str(r) for t in folds for r in t.row_ids]
         if len(set(rows)) != len(rows):
-            dup = next(r for r in rows if rows.count(r) > 1)
+            dup = next(r for r, c in Counter(rows).items() if c > 1)
             raise ValueError(f"seed {s}: row {dup!r} is in more than one test fold; cannot pool out-of-fold")
         patients = [p for t in folds for p in (t.patient_ids if t.patient_ids is not None else [None] * len(t.row_ids))]
         out.append(PooledSeed(s, _concat([t.pred for t in folds]), rows, patients, len(folds)))
