@@ -222,11 +222,11 @@ def test_baseline_rows_have_the_right_values(suite_file, tmp_path):
     test_ids = set(splits[splits.split == "test"].sample_id)
     assert set(pred.sample_id) == test_ids
     # the majority class is taken from training labels; its accuracy is that class's test share
+    from cxrbench.data.loading import load_dataset
     from cxrbench.plugins import get_registry
-    from cxrbench.specs import DataRequest
 
-    table = get_registry().dataset("synthetic_cxr").load(DataRequest("binary", ("normal", "pneumonia"), None,
-                                                                     {"n_samples": 150}))
+    table = load_dataset(get_registry().dataset("synthetic_cxr"), "binary", ("normal", "pneumonia"), None,
+                         {"n_samples": 150})
     label = dict(zip(table.ids, table.labels))
     train = [label[i] for i in splits[splits.split == "train"].sample_id]
     test = [label[i] for i in splits[splits.split == "test"].sample_id]
