@@ -10,9 +10,9 @@ import pytest
 
 from cxrbench.data.datasets import chestxray14
 from cxrbench.data.datasets.miniature import make_chestxray14, tiny_suite
+from cxrbench.data.loading import load_dataset
 from cxrbench.engine.runner import run_suite
 from cxrbench.errors import DatasetError
-from cxrbench.data.loading import load_dataset
 
 FINDINGS = chestxray14.FINDINGS
 

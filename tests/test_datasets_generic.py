@@ -10,10 +10,9 @@ import pytest
 
 from cxrbench.data.datasets import csv_table, folder
 from cxrbench.data.datasets.miniature import add_debris, tiny_suite, write_image
+from cxrbench.data.loading import load_dataset
 from cxrbench.engine.runner import run_suite
 from cxrbench.errors import DatasetError
-from cxrbench.data.loading import load_dataset
-
 
 PNG_MODES = ("L", "RGB", "P", "LA")
 

@@ -12,10 +12,10 @@ import pytest
 
 from cxrbench.data.datasets import kermany
 from cxrbench.data.datasets.miniature import make_kermany, tiny_suite
+from cxrbench.data.loading import load_dataset
 from cxrbench.data.splits import leaked_patients, plan_folds
 from cxrbench.engine.runner import run_suite
 from cxrbench.errors import DatasetError
-from cxrbench.data.loading import load_dataset
 from cxrbench.suite.schema import SplitConfig
 
 BINARY = ("normal", "pneumonia")

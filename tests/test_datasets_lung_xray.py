@@ -9,9 +9,9 @@ import pytest
 
 from cxrbench.data.datasets import lung_xray
 from cxrbench.data.datasets.miniature import make_lung_xray, tiny_suite
+from cxrbench.data.loading import load_dataset
 from cxrbench.engine.runner import run_suite
 from cxrbench.errors import DatasetError
-from cxrbench.data.loading import load_dataset
 
 CLASSES = ("normal", "lung_opacity", "viral_pneumonia")
 

@@ -9,9 +9,9 @@ import pytest
 
 from cxrbench.data.datasets import medmnist_npz
 from cxrbench.data.datasets.miniature import make_medmnist, tiny_suite
+from cxrbench.data.loading import load_dataset
 from cxrbench.engine.runner import run_suite
 from cxrbench.errors import DatasetError
-from cxrbench.data.loading import load_dataset
 
 CXR14 = medmnist_npz.FINDINGS
 

@@ -100,11 +100,12 @@ def check_extras(spec: DatasetSpec, table: SampleTable) -> None:
     """Every ``extras`` value must be per-row (one entry per row): table-level facts have typed fields."""
     n = len(table)
     for key, value in table.extras.items():
-        if not hasattr(value, "__len__") or isinstance(value, (str, bytes, dict)) or len(value) != n:
-            size = len(value) if hasattr(value, "__len__") else "no"
-            raise DatasetError(f"dataset {spec.name!r}: extras[{key!r}] has {size} entries for {n} rows "
-                               "(extras hold per-row metadata only; table-level facts go in SampleTable's "
-                               "root / label_file / archive / image_shape / skipped / notes)")
+        per_row = hasattr(value, "__len__") and not isinstance(value, (str, bytes, dict))
+        if not per_row or len(value) != n:
+            what = f"has {len(value)} entries for {n} rows" if per_row else f"is a {type(value).__name__}, not a list"
+            raise DatasetError(f"dataset {spec.name!r}: extras[{key!r}] {what} (extras hold per-row metadata "
+                               "only; table-level facts go in SampleTable's root / label_file / archive / "
+                               "image_shape / skipped / notes)")
 
 
 def load_dataset(spec: DatasetSpec, task: TaskType, classes: Sequence[str] = (), root: str | os.PathLike | None = None,
