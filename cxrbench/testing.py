@@ -324,8 +324,8 @@ def _check_dataset_metadata(spec: DatasetSpec, options: Mapping[str, Any]) -> No
                              "set model_config = ConfigDict(extra='forbid')")
 
 
-def _check_table(spec: DatasetSpec, table: Any, task: str, classes: Sequence[str]) -> None:
-    _ds_require(isinstance(table, SampleTable), spec, f"load returned {type(table).__name__}, not a SampleTable")
+def _check_table(spec: DatasetSpec, table: SampleTable, task: str, classes: Sequence[str]) -> None:
+    """The table invariants (its type and per-row ``extras`` are checked by the core's load_dataset)."""
     n = len(table.ids)
     _ds_require(n > 0 and all(isinstance(i, str) and i for i in table.ids), spec, "ids must be non-empty strings")
     dupes = sorted({i for i, c in Counter(table.ids).items() if c > 1})
@@ -353,10 +353,6 @@ def _check_table(spec: DatasetSpec, table: Any, task: str, classes: Sequence[str
         bad = sorted(set(table.official_split) - SPLIT_NAMES)
         _ds_require(len(table.official_split) == n and not bad, spec,
                     f"official_split must be {n} values of train / val / test (bad: {bad[:5]})")
-    for key, value in table.extras.items():
-        _ds_require(isinstance(value, (list, tuple, np.ndarray)) and np.ndim(value) == 1 and len(value) == n, spec,
-                    f"extras[{key!r}] must be per-row (a list or 1-D array of {n} entries); table-level facts go "
-                    "in root / label_file / archive / image_shape / skipped / notes")
     _ds_require(all(isinstance(s, (tuple, list)) and len(s) == 2 and all(isinstance(x, str) for x in s)
                     for s in table.skipped), spec, "skipped must be (row, reason) pairs of strings")
     _ds_require(all(isinstance(s, str) for s in table.notes), spec, "notes must be strings")

@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import BaseModel, ConfigDict
 from sklearn.metrics import accuracy_score, roc_auc_score
 
 from cxrbench.engine.evaluation import read_predictions
@@ -62,7 +63,16 @@ class Recorder:
             return SampleTable(ids=[f"img{i}" for i in range(40)], labels=labels, class_names=["a", "b"],
                                load_image=lambda i, size: (rng.integers(0, 255, (size, size)) // (1 + labels[i]))
                                .astype(np.uint8), fingerprint="noise")
-        return [DatasetSpec(name="noise_test", load=load, description="random noise", tasks=("binary",))]
+        return [DatasetSpec(name="noise_test", load=load, description="random noise", tasks=("binary",),
+                            options_schema=NoiseOptions)]
+
+
+class NoiseOptions(BaseModel):
+    """The options the tiny suite's base sets (the noise dataset ignores them)."""
+
+    model_config = ConfigDict(extra="forbid")
+    n_samples: int = 40
+    seed: int = 0
 
 
 def registry_with(*plugins) -> Registry:
