@@ -7,7 +7,8 @@ plugin author needs nothing but this module to describe what they add.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -69,13 +70,20 @@ class ModelSpec:
     """Filled in by the registry: the plugin that registered this spec."""
 
 
+class NoOptions(BaseModel):
+    """Options schema for datasets that take no ``dataset.options``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 @dataclass
 class SampleTable:
     """A dataset as a dataset plugin hands it to the core.
 
     One row per image. ``labels`` is ``(N,)`` integer class indices for binary/multiclass or
-    ``(N, K)`` 0/1 for multilabel. ``load_image(i, size)`` returns a uint8 array ``(H, W)`` or
-    ``(H, W, 3)``, ideally already close to ``size`` (the core resizes to exactly ``size``).
+    ``(N, K)`` 0/1 for multilabel, in the order of ``class_names``. ``load_image(i, size)`` returns
+    a uint8 array ``(H, W)`` or ``(H, W, 3)``, ideally already close to ``size`` (the core resizes
+    to exactly ``size``). Every field after ``extras`` describes the table as a whole.
     """
 
     ids: list[str]
@@ -89,8 +97,21 @@ class SampleTable:
     fingerprint: str = ""
     """Changes whenever the underlying files change (used as a cache key)."""
     extras: dict[str, Any] = field(default_factory=dict)
-    """Optional per-row metadata, each value one entry per row. ``extras["source"]`` (hospital,
-    scanner or archive of each image) is what ``cxrbench probe``'s source probe reads."""
+    """Per-row metadata only: each value is a list or 1-D array with one entry per row.
+    ``extras["source"]`` (hospital, scanner or archive of each image) is what ``cxrbench probe``'s
+    source probe reads; ``extras["view"]`` is the projection (PA, AP, lateral)."""
+    root: str | None = None
+    """The folder the image files live in (ids are relative to it); part of the cache slot."""
+    label_file: str | None = None
+    """The CSV the rows were read from (the source probe looks per-image columns up in it)."""
+    archive: str | None = None
+    """One file holding every image when there are no image files (e.g. MedMNIST's ``.npz``)."""
+    image_shape: tuple[int, ...] | None = None
+    """The shape every image shares, when known without decoding (``describe`` shows it)."""
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    """(row, reason) of rows the dataset left out (e.g. with ``allow_missing``); run.json lists them."""
+    notes: list[str] = field(default_factory=list)
+    """Facts worth telling the user about the table (``cxrbench datasets describe`` prints them)."""
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -98,19 +119,39 @@ class SampleTable:
 
 @dataclass(frozen=True)
 class DataRequest:
-    """What a suite asks of a dataset."""
+    """What the core asks of a dataset's ``load``: everything already validated and resolved."""
 
     task: TaskType
     classes: tuple[str, ...]
-    root: str | None
-    options: dict[str, Any]
-    subset: str | None = None
-    """Optional task variant understood by the dataset (e.g. kermany's ``binary`` / ``subtype``)."""
+    """The suite's class names in label order; empty = the dataset's own default list."""
+    root: Path | None
+    """``dataset.root`` resolved by the core (:func:`cxrbench.data.loading.resolve_root`): ``~`` and
+    ``$VARS`` expanded, absolute; ``$CXRBENCH_DATA/<default_folder>`` when the suite leaves it null.
+    None only for a dataset without ``default_folder`` whose suite gives no root."""
+    options: BaseModel = field(default_factory=NoOptions)
+    """``dataset.options`` as an instance of the spec's ``options_schema``."""
+    variant: str | None = None
+    """The ``dataset.variant`` (one of the spec's ``variants``, the task's default when the suite
+    gives none); None for a dataset without variants."""
+
+
+@dataclass(frozen=True)
+class DatasetVariant:
+    """A value ``dataset.variant`` may take, and the task types it serves."""
+
+    name: str
+    tasks: tuple[TaskType, ...]
+    description: str = ""
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A dataset a suite can name. ``load`` raises :class:`cxrbench.errors.DatasetError` on bad data."""
+    """A dataset a suite can name. ``load`` raises :class:`cxrbench.errors.DatasetError` on bad data.
+
+    The core validates ``dataset.options`` against ``options_schema`` and ``dataset.variant``
+    against ``variants`` (at ``cxrbench validate``, before any work) and resolves the root, so
+    ``load`` receives a :class:`DataRequest` it can trust.
+    """
 
     name: str
     load: Callable[[DataRequest], SampleTable]
@@ -121,7 +162,56 @@ class DatasetSpec:
     """Where to get the data (a public URL or citation)."""
     layout: str = ""
     """The expected on-disk layout, shown when the data is missing."""
+    options_schema: type[BaseModel] = NoOptions
+    """Pydantic model of ``dataset.options`` (use ``extra="forbid"`` so typos are errors)."""
+    variants: tuple[DatasetVariant | str, ...] = ()
+    """Allowed ``dataset.variant`` values; a plain string serves every task of ``tasks``. The
+    default for a task is the first variant serving it. Empty: the dataset has no variants."""
+    default_folder: str | None = None
+    """Folder under ``$CXRBENCH_DATA`` used when ``dataset.root`` is null; None: the dataset reads
+    no folder by default (its root stays None unless the suite gives one)."""
+    fallback_root: str | None = None
+    """Root used when ``dataset.root`` is null and ``$CXRBENCH_DATA`` is unset (e.g. ``~/.medmnist``)."""
+    root_must_exist: bool = True
+    """False when ``load`` may create its root (e.g. to download into it)."""
     plugin: str = ""
+
+    def __post_init__(self) -> None:
+        variants = tuple(v if isinstance(v, DatasetVariant) else DatasetVariant(v, tuple(self.tasks))
+                         for v in self.variants)
+        object.__setattr__(self, "variants", variants)
+
+    @property
+    def variant_names(self) -> list[str]:
+        return [v.name for v in self.variants]  # type: ignore[union-attr]
+
+    def parse_options(self, options: Mapping[str, Any] | BaseModel | None) -> BaseModel:
+        """``options`` as an ``options_schema`` instance (raises pydantic's ``ValidationError``)."""
+        if isinstance(options, self.options_schema):
+            return options
+        return self.options_schema.model_validate(dict(options or {}))
+
+    def pick_variant(self, task: str, variant: str | None) -> str | None:
+        """The variant to load for ``task`` (the default when ``variant`` is None); raises ``ValueError``."""
+        variants: tuple[DatasetVariant, ...] = self.variants  # type: ignore[assignment]
+        if not variants:
+            if variant is not None:
+                raise ValueError(f"dataset {self.name!r} has no variants (got {variant!r})")
+            return None
+        if variant is None:
+            for v in variants:
+                if task in v.tasks:
+                    return v.name
+            raise ValueError(f"no variant of dataset {self.name!r} serves a {task} task "
+                             f"(variants: {self.variant_names})")
+        chosen = next((v for v in variants if v.name == variant), None)
+        if chosen is None:
+            raise ValueError(f"unknown variant {variant!r} of dataset {self.name!r}; choose one of "
+                             f"{self.variant_names}")
+        if task not in chosen.tasks:
+            kinds = " or ".join(chosen.tasks)
+            raise ValueError(f"variant {variant!r} is a {kinds} task, but the suite's task is {task!r}")
+        return chosen.name
 
 
 @dataclass(frozen=True)

@@ -1,30 +1,37 @@
-"""Conformance checks for plugin authors: does a model spec behave as the core expects?
+"""Conformance checks for plugin authors: does a model or dataset spec behave as the core expects?
 
 In a plugin's test suite::
 
-    from cxrbench.testing import check_model_spec, check_plugin
+    from cxrbench.testing import check_dataset_spec, check_model_spec, check_plugin
     import my_plugin
 
-    def test_conforms():
+    def test_conforms(tmp_path):
         check_plugin(my_plugin)          # every ModelSpec from my_plugin.register_models()
+        check_dataset_spec(my_plugin.MY_DATASET, root=make_tiny_copy(tmp_path), options={"x": 1})
 
-Each check raises :class:`AssertionError` with a message naming the model and what is wrong.
+Each check raises :class:`AssertionError` with a message naming the spec and what is wrong.
+(Over 400 lines: the model and the dataset checks stay in one module, the one plugin authors import.)
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence, get_args
 
+import numpy as np
 import pluggy
 import torch
 import torch.nn as nn
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from cxrbench import hookspecs
-from cxrbench.specs import BuildRequest, ModelSpec
+from cxrbench.data.loading import load_dataset
+from cxrbench.errors import DatasetError
+from cxrbench.specs import BuildRequest, DatasetSpec, ModelSpec, SampleTable, TaskType
 
 BATCH = 2
 
@@ -273,3 +280,135 @@ def failing_model_plugin(name: str = "exploding_net", message: str = "this model
             return [ModelSpec(name=name, build=explode, family="test", paper="none")]
 
     return FailingModelPlugin()
+
+
+# ----------------------------------------------------------------------------- datasets
+
+SPLIT_NAMES = frozenset({"train", "val", "test"})
+
+
+def _ds_require(cond: bool, spec: DatasetSpec, msg: str) -> None:
+    if not cond:
+        raise AssertionError(f"dataset spec {spec.name!r}: {msg}")
+
+
+def _check_dataset_metadata(spec: DatasetSpec, options: Mapping[str, Any]) -> None:
+    _ds_require(isinstance(spec.name, str) and bool(spec.name) and spec.name.strip() == spec.name, spec,
+                "name must be a non-empty string without surrounding spaces")
+    _ds_require(callable(spec.load), spec, "load must be callable (DataRequest -> SampleTable)")
+    _ds_require(isinstance(spec.description, str) and bool(spec.description.strip()), spec,
+                "description must be a non-empty string")
+    _ds_require(bool(spec.tasks) and set(spec.tasks) <= set(get_args(TaskType)) and
+                len(set(spec.tasks)) == len(spec.tasks), spec,
+                f"tasks must name binary / multiclass / multilabel, each once, got {spec.tasks!r}")
+    _ds_require(spec.default_folder is None or (bool(spec.default_folder) and "/" not in spec.default_folder
+                                                and "\\" not in spec.default_folder), spec,
+                f"default_folder must be one folder name under $CXRBENCH_DATA, got {spec.default_folder!r}")
+    names = spec.variant_names
+    _ds_require(len(set(names)) == len(names), spec, f"variant names must be unique, got {names}")
+    for v in spec.variants:
+        _ds_require(bool(v.tasks) and set(v.tasks) <= set(spec.tasks), spec,  # type: ignore[union-attr]
+                    f"variant {v.name!r} serves tasks {v.tasks} outside the spec's {spec.tasks}")  # type: ignore[union-attr]
+    if names:
+        served = {t for v in spec.variants for t in v.tasks}  # type: ignore[union-attr]
+        _ds_require(served >= set(spec.tasks), spec, f"no variant serves task(s) {sorted(set(spec.tasks) - served)}")
+    schema = spec.options_schema
+    _ds_require(isinstance(schema, type) and issubclass(schema, BaseModel), spec,
+                "options_schema must be a pydantic BaseModel subclass")
+    try:
+        schema.model_validate({**options, "__not_an_option__": 1})
+    except ValidationError:
+        pass
+    else:
+        raise AssertionError(f"dataset spec {spec.name!r}: options_schema accepts unknown keys; "
+                             "set model_config = ConfigDict(extra='forbid')")
+
+
+def _check_table(spec: DatasetSpec, table: SampleTable, task: str, classes: Sequence[str]) -> None:
+    """The table invariants (its type and per-row ``extras`` are checked by the core's load_dataset)."""
+    n = len(table.ids)
+    _ds_require(n > 0 and all(isinstance(i, str) and i for i in table.ids), spec, "ids must be non-empty strings")
+    dupes = sorted({i for i, c in Counter(table.ids).items() if c > 1})
+    _ds_require(not dupes, spec, f"ids must be unique; repeated: {dupes[:5]}")
+    names = table.class_names
+    _ds_require(isinstance(names, list) and bool(names) and all(isinstance(c, str) for c in names)
+                and len(set(names)) == len(names), spec, f"class_names must be a list of unique strings: {names!r}")
+    if classes:
+        _ds_require(list(names) == list(classes), spec, f"class_names {names} must be the requested {list(classes)}")
+    y, k = table.labels, len(names)
+    _ds_require(isinstance(y, np.ndarray) and np.issubdtype(y.dtype, np.integer), spec,
+                f"labels must be an integer numpy array, got {type(y).__name__} {getattr(y, 'dtype', '')}")
+    if task == "multilabel":
+        _ds_require(y.shape == (n, k) and bool(np.isin(y, (0, 1)).all()), spec,
+                    f"multilabel labels must be 0/1 of shape ({n}, {k}), got {y.shape}")
+    else:
+        _ds_require(y.shape == (n,) and (y.min() >= 0) and (y.max() < k), spec,
+                    f"{task} labels must be class indices 0..{k - 1} of shape ({n},), got {y.shape} "
+                    f"in {y.min()}..{y.max()}")
+        _ds_require(task != "binary" or k == 2, spec, f"a binary table needs 2 class names, got {names}")
+    if table.patient_ids is not None:
+        _ds_require(len(table.patient_ids) == n and all(isinstance(p, str) and p for p in table.patient_ids), spec,
+                    f"patient_ids must be {n} non-empty strings")
+    if table.official_split is not None:
+        bad = sorted(set(table.official_split) - SPLIT_NAMES)
+        _ds_require(len(table.official_split) == n and not bad, spec,
+                    f"official_split must be {n} values of train / val / test (bad: {bad[:5]})")
+    _ds_require(all(isinstance(s, (tuple, list)) and len(s) == 2 and all(isinstance(x, str) for x in s)
+                    for s in table.skipped), spec, "skipped must be (row, reason) pairs of strings")
+    _ds_require(all(isinstance(s, str) for s in table.notes), spec, "notes must be strings")
+    _ds_require(isinstance(table.fingerprint, str), spec, "fingerprint must be a string")
+    for i in sorted({0, n // 2, n - 1}):
+        try:
+            img = table.load_image(i, 32)
+        except Exception as exc:  # noqa: BLE001
+            raise AssertionError(f"dataset spec {spec.name!r}: load_image({i}, 32) raised "
+                                 f"{type(exc).__name__}: {exc} (row {table.ids[i]!r})") from exc
+        _ds_require(isinstance(img, np.ndarray) and img.dtype == np.uint8 and
+                    (img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)), spec,
+                    f"load_image({i}, 32) must return uint8 (H, W) or (H, W, 3), got "
+                    f"{getattr(img, 'dtype', type(img).__name__)} {getattr(img, 'shape', '')}")
+
+
+def _load(spec: DatasetSpec, *args: Any) -> SampleTable:
+    try:
+        return load_dataset(spec, *args)
+    except DatasetError as exc:
+        raise AssertionError(f"dataset spec {spec.name!r}: loading failed: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001
+        raise AssertionError(f"dataset spec {spec.name!r}: load raised {type(exc).__name__}, not DatasetError: "
+                             f"{exc}") from exc
+
+
+def check_dataset_spec(spec: DatasetSpec, root: str | os.PathLike | None = None,
+                       options: Mapping[str, Any] | None = None, *, task: str | None = None,
+                       classes: Sequence[str] = (), variant: str | None = None) -> SampleTable:
+    """Assert that ``spec`` is complete and loads, through the core, a table that keeps the contract.
+
+    Checks the metadata (tasks, variants, default folder, an ``options_schema`` that rejects
+    unknown keys), loads ``root`` with ``options`` for ``task`` (default: the spec's first) the
+    way a suite does, then the table: unique string ids, labels of the task's shape and dtype
+    matching ``class_names`` (the requested ``classes`` when given), patient ids and official
+    split of one entry per row, per-row ``extras``, ``load_image`` returning uint8 ``(H, W)`` or
+    ``(H, W, 3)``; that loading twice gives the same rows and fingerprint; and that a root that
+    does not exist raises :class:`~cxrbench.errors.DatasetError`. Returns the table.
+    """
+    options = dict(options or {})
+    _check_dataset_metadata(spec, options)
+    task = task or spec.tasks[0]
+    table = _load(spec, task, classes, root, options, variant)
+    _check_table(spec, table, task, classes)
+    again = _load(spec, task, classes, root, options, variant)
+    _ds_require(again.ids == table.ids and again.fingerprint == table.fingerprint, spec,
+                "loading the same files twice must give the same ids and fingerprint")
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            load_dataset(spec, task, classes, Path(tmp) / "does-not-exist", options, variant)
+        except DatasetError:
+            pass
+        except Exception as exc:  # noqa: BLE001
+            raise AssertionError(f"dataset spec {spec.name!r}: a missing root raised {type(exc).__name__}, "
+                                 f"not DatasetError: {exc}") from exc
+        else:
+            raise AssertionError(f"dataset spec {spec.name!r}: a root that does not exist loaded without a "
+                                 "DatasetError")
+    return table

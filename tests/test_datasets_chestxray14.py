@@ -10,9 +10,9 @@ import pytest
 
 from cxrbench.data.datasets import chestxray14
 from cxrbench.data.datasets.miniature import make_chestxray14, tiny_suite
+from cxrbench.data.loading import load_dataset
 from cxrbench.engine.runner import run_suite
 from cxrbench.errors import DatasetError
-from cxrbench.specs import DataRequest
 
 FINDINGS = chestxray14.FINDINGS
 
@@ -23,7 +23,7 @@ def _cache(tmp_path, monkeypatch):
 
 
 def load(root, classes=FINDINGS, **options):
-    return chestxray14.load(DataRequest(task="multilabel", classes=tuple(classes), root=str(root), options=options))
+    return load_dataset(chestxray14.SPEC, "multilabel", classes, root, options)
 
 
 def test_multi_hot_labels_patients_and_official_split(tmp_path):
@@ -60,7 +60,7 @@ def test_missing_images_fail_or_are_skipped_and_listed(tmp_path):
     assert "2 row(s)" in str(err.value) and "00000019_000.png" in str(err.value) and "allow_missing" in str(err.value)
     t = load(root, allow_missing=True)
     assert len(t) == 23
-    skipped = t.extras["skipped"]
+    skipped = t.skipped
     assert [s[0] for s in skipped] == ["00000019_000.png", "00000020_000.png"]
     assert "line 25" in skipped[0][1]  # CSV line of the row (header is line 1)
 

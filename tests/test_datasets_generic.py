@@ -10,10 +10,9 @@ import pytest
 
 from cxrbench.data.datasets import csv_table, folder
 from cxrbench.data.datasets.miniature import add_debris, tiny_suite, write_image
+from cxrbench.data.loading import load_dataset
 from cxrbench.engine.runner import run_suite
 from cxrbench.errors import DatasetError
-from cxrbench.specs import DataRequest
-
 
 PNG_MODES = ("L", "RGB", "P", "LA")
 
@@ -31,12 +30,11 @@ def make_folders(base: Path, counts: dict[str, int], ext: str = ".png", start: i
 
 
 def load_folder(root, classes, task="binary", **options):
-    return folder.load(DataRequest(task=task, classes=tuple(classes), root=str(root), options=options))
+    return load_dataset(folder.SPEC, task, classes, root, options)
 
 
 def load_csv(root, classes, task="binary", **options):
-    return csv_table.load(DataRequest(task=task, classes=tuple(classes), root=str(root) if root else None,
-                                      options=options))
+    return load_dataset(csv_table.SPEC, task, classes, root, options)
 
 
 def test_image_folder_flat_with_debris_and_patient_regex(tmp_path):
@@ -103,7 +101,7 @@ def test_csv_errors_name_the_row(tmp_path):
     with pytest.raises(DatasetError, match=r"l.csv line 3: image 'img/a/gone.png' not found"):
         load_csv(csv, ("normal", "pneumonia"))
     t = load_csv(csv, ("normal", "pneumonia"), allow_missing=True)
-    assert len(t) == 1 and t.extras["skipped"][0][0] == "img/a/gone.png"
+    assert len(t) == 1 and t.skipped[0][0] == "img/a/gone.png"
     csv = write_csv(tmp_path / "l.csv", ["path,label,split", "img/a/pat00_a_0.png,normal,holdout"])
     with pytest.raises(DatasetError, match="line 2: split 'holdout'"):
         load_csv(csv, ("normal", "pneumonia"))

@@ -12,10 +12,10 @@ import pytest
 
 from cxrbench.data.datasets import kermany
 from cxrbench.data.datasets.miniature import make_kermany, tiny_suite
+from cxrbench.data.loading import load_dataset
 from cxrbench.data.splits import leaked_patients, plan_folds
 from cxrbench.engine.runner import run_suite
 from cxrbench.errors import DatasetError
-from cxrbench.specs import DataRequest
 from cxrbench.suite.schema import SplitConfig
 
 BINARY = ("normal", "pneumonia")
@@ -35,8 +35,7 @@ def root(tmp_path):
 
 
 def load(root, task="binary", classes=BINARY, variant=None, options=None):
-    return kermany.load(DataRequest(task=task, classes=tuple(classes), root=str(root) if root else None,
-                                    options=options or {}, subset=variant))
+    return load_dataset(kermany.SPEC, task, classes, root, options, variant)
 
 
 def test_binary_counts_labels_and_official_split(root):

@@ -9,9 +9,9 @@ import pytest
 
 from cxrbench.data.datasets import lung_xray
 from cxrbench.data.datasets.miniature import make_lung_xray, tiny_suite
+from cxrbench.data.loading import load_dataset
 from cxrbench.engine.runner import run_suite
 from cxrbench.errors import DatasetError
-from cxrbench.specs import DataRequest
 
 CLASSES = ("normal", "lung_opacity", "viral_pneumonia")
 
@@ -22,7 +22,7 @@ def _cache(tmp_path, monkeypatch):
 
 
 def load(root, classes=CLASSES):
-    return lung_xray.load(DataRequest(task="multiclass", classes=tuple(classes), root=str(root), options={}))
+    return load_dataset(lung_xray.SPEC, "multiclass", classes, root)
 
 
 @pytest.mark.parametrize("nested", ["Lung X-Ray Image", None])

@@ -9,9 +9,9 @@ import pytest
 
 from cxrbench.data.datasets import medmnist_npz
 from cxrbench.data.datasets.miniature import make_medmnist, tiny_suite
+from cxrbench.data.loading import load_dataset
 from cxrbench.engine.runner import run_suite
 from cxrbench.errors import DatasetError
-from cxrbench.specs import DataRequest
 
 CXR14 = medmnist_npz.FINDINGS
 
@@ -23,8 +23,7 @@ def _env(tmp_path, monkeypatch):
 
 
 def load(root, task="binary", classes=("normal", "pneumonia"), **options):
-    return medmnist_npz.load(DataRequest(task=task, classes=tuple(classes), root=str(root) if root else None,
-                                         options=options))
+    return load_dataset(medmnist_npz.SPEC, task, classes, root, options)
 
 
 def test_pneumoniamnist_labels_split_and_pixels(tmp_path):
@@ -45,7 +44,7 @@ def test_pneumoniamnist_labels_split_and_pixels(tmp_path):
 def test_sizes_flags_and_multilabel_subset(tmp_path):
     make_medmnist(tmp_path, "pneumoniamnist", 64, counts=(4, 2, 2))
     t = load(tmp_path, size=64)
-    assert t.load_image(0, 64).shape == (64, 64) and t.extras["npz"].endswith("pneumoniamnist_64.npz")
+    assert t.load_image(0, 64).shape == (64, 64) and t.archive.endswith("pneumoniamnist_64.npz")
     path = make_medmnist(tmp_path, "chestmnist", 28, counts=(6, 2, 3), n_labels=14)
     npz = np.load(path)
     full = np.concatenate([npz[f"{s}_labels"] for s in ("train", "val", "test")])

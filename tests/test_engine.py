@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import BaseModel, ConfigDict
 from sklearn.metrics import accuracy_score, roc_auc_score
 
 from cxrbench.results.predictions import read_predictions
@@ -62,7 +63,16 @@ class Recorder:
             return SampleTable(ids=[f"img{i}" for i in range(40)], labels=labels, class_names=["a", "b"],
                                load_image=lambda i, size: (rng.integers(0, 255, (size, size)) // (1 + labels[i]))
                                .astype(np.uint8), fingerprint="noise")
-        return [DatasetSpec(name="noise_test", load=load, description="random noise", tasks=("binary",))]
+        return [DatasetSpec(name="noise_test", load=load, description="random noise", tasks=("binary",),
+                            options_schema=NoiseOptions)]
+
+
+class NoiseOptions(BaseModel):
+    """The options the tiny suite's base sets (the noise dataset ignores them)."""
+
+    model_config = ConfigDict(extra="forbid")
+    n_samples: int = 40
+    seed: int = 0
 
 
 def registry_with(*plugins) -> Registry:
@@ -222,11 +232,11 @@ def test_baseline_rows_have_the_right_values(suite_file, tmp_path):
     test_ids = set(splits[splits.split == "test"].sample_id)
     assert set(pred.sample_id) == test_ids
     # the majority class is taken from training labels; its accuracy is that class's test share
+    from cxrbench.data.loading import load_dataset
     from cxrbench.plugins import get_registry
-    from cxrbench.specs import DataRequest
 
-    table = get_registry().dataset("synthetic_cxr").load(DataRequest("binary", ("normal", "pneumonia"), None,
-                                                                     {"n_samples": 150}))
+    table = load_dataset(get_registry().dataset("synthetic_cxr"), "binary", ("normal", "pneumonia"), None,
+                         {"n_samples": 150})
     label = dict(zip(table.ids, table.labels))
     train = [label[i] for i in splits[splits.split == "train"].sample_id]
     test = [label[i] for i in splits[splits.split == "test"].sample_id]

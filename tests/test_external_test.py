@@ -14,12 +14,12 @@ from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
 from cxrbench.data.datasets.miniature import make_chestxray14
 from cxrbench.data.external import load_external, relabel
+from cxrbench.data.loading import load_dataset
 from cxrbench.engine.runner import run_suite
 from cxrbench.errors import DatasetError, SuiteError
 from cxrbench.leaderboard.render import render_text
 from cxrbench.leaderboard.table import build_boards, load_runs
 from cxrbench.plugins import get_registry
-from cxrbench.specs import DataRequest
 from cxrbench.suite.loader import load_suite
 from tests.conftest import write_suite
 
@@ -71,8 +71,7 @@ def _records(outcome):
 def test_every_model_and_baseline_is_scored_on_every_external_set_like_sklearn(finished):
     records = _records(finished)
     assert set(records) == {*MODELS, "baseline_majority", "baseline_stratified"}
-    synth = get_registry().dataset("synthetic_cxr").load(
-        DataRequest("binary", (), None, {"n_samples": 60, "seed": 3}))
+    synth = load_dataset(get_registry().dataset("synthetic_cxr"), "binary", (), None, {"n_samples": 60, "seed": 3})
     synth_truth = dict(zip(synth.ids, synth.labels.tolist()))
     for model, rec in records.items():
         assert set(rec.external) == {"nih", "synth2"}, model
@@ -93,7 +92,7 @@ def test_every_model_and_baseline_is_scored_on_every_external_set_like_sklearn(f
     a, b = (pd.read_csv(finished.store.dir / records[m].external["nih"]["predictions_path"]) for m in MODELS)
     assert not np.allclose(a.prob_pneumonia, b.prob_pneumonia)
     # the majority baseline predicts the training split's majority class everywhere
-    main = get_registry().dataset("synthetic_cxr").load(DataRequest("binary", (), None, {"n_samples": 120, "seed": 0}))
+    main = load_dataset(get_registry().dataset("synthetic_cxr"), "binary", (), None, {"n_samples": 120, "seed": 0})
     label_of = dict(zip(main.ids, main.labels.tolist()))
     splits = pd.read_csv(finished.store.dir / "splits.csv")
     train_majority = int(np.argmax(np.bincount([label_of[i] for i in splits.query("split == 'train'").sample_id])))

@@ -18,6 +18,7 @@ import yaml
 from sklearn.metrics import roc_auc_score
 
 from cxrbench.cli import main
+from cxrbench.data.loading import load_dataset
 from cxrbench.results.predictions import read_predictions
 from cxrbench.engine.runner import run_suite
 from cxrbench.errors import DatasetError
@@ -27,7 +28,6 @@ from cxrbench.probes.masking import MaskGeometry, apply_mask, parse_geometry, sh
 from cxrbench.probes.report import probes_context
 from cxrbench.probes.run import run_probes
 from cxrbench.probes.source import source_labels, source_probe
-from cxrbench.specs import DataRequest
 
 SIZE = 32
 
@@ -59,8 +59,9 @@ def test_apply_mask_fills_exactly_the_box_or_the_border():
 
 
 def test_synthetic_shortcut_tag_lies_in_the_probe_border():
-    table = get_registry().dataset("synthetic_cxr").load(DataRequest(
-        "binary", ("normal", "pneumonia"), None, {"n_samples": 20, "shortcut": True, "shortcut_strength": 1.0}))
+    table = load_dataset(
+        get_registry().dataset("synthetic_cxr"), "binary", ("normal", "pneumonia"), None,
+        {"n_samples": 20, "shortcut": True, "shortcut_strength": 1.0})
     tagged = int(np.flatnonzero(table.extras["shortcut_marker"])[0])
     img = torch.from_numpy(table.load_image(tagged, SIZE)).unsqueeze(0)
     tag = (slice(None), slice(1, 3), slice(29, 31))  # render(): inset round(.03*32)=1, side max(2, round(.07*32))=2
@@ -87,8 +88,9 @@ def test_shortcut_verdict_rule():
 # ----------------------------------------------------------------------------- source probe
 
 def _synthetic(n: int, **options):
-    return get_registry().dataset("synthetic_cxr").load(DataRequest(
-        "binary", ("normal", "pneumonia"), None, {"n_samples": n, "seed": 3, **options}))
+    return load_dataset(
+        get_registry().dataset("synthetic_cxr"), "binary", ("normal", "pneumonia"), None,
+        {"n_samples": n, "seed": 3, **options})
 
 
 def test_source_probe_finds_a_visible_source_and_not_a_random_one():
@@ -123,8 +125,8 @@ def test_source_labels_default_named_missing_and_csv(tmp_path):
         write_image(tmp_path / "img" / f"{i}.png", (SIZE, SIZE), seed=i)
         rows.append({"path": f"img/{i}.png", "label": ["normal", "pneumonia"][i % 2], "hospital": f"h{i // 3}"})
     pd.DataFrame(rows).to_csv(tmp_path / "data.csv", index=False)
-    csv_table = get_registry().dataset("csv").load(DataRequest(
-        "binary", ("normal", "pneumonia"), None, {"csv": str(tmp_path / "data.csv")}))
+    csv_table = load_dataset(
+        get_registry().dataset("csv"), "binary", ("normal", "pneumonia"), None, {"csv": str(tmp_path / "data.csv")})
     sources, origin = source_labels(csv_table, "hospital")
     expected = {f"img/{i}.png": f"h{i // 3}" for i in range(6)}
     assert list(sources) == [expected[sid] for sid in csv_table.ids] and "data.csv" in origin

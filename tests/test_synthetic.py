@@ -13,15 +13,17 @@ from sklearn.preprocessing import StandardScaler
 
 from cxrbench.builtins.datasets import load_synthetic, register_datasets
 from cxrbench.data import synthetic as syn
+from cxrbench.data.loading import load_dataset
 from cxrbench.errors import DatasetError
-from cxrbench.specs import DataRequest, SampleTable
+from cxrbench.specs import SampleTable
 
 BINARY = ("normal", "pneumonia")
 MULTI = ("normal", "lobar", "diffuse")
 
 
 def load(task: str = "binary", classes: tuple[str, ...] = BINARY, **options) -> SampleTable:
-    return load_synthetic(DataRequest(task=task, classes=classes, root=None, options=options))
+    spec = next(s for s in register_datasets() if s.name == "synthetic_cxr")
+    return load_dataset(spec, task, classes, None, options)
 
 
 def marker_patch(img: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ import json
 
 from cxrbench.data.datasets import builtin_specs
 from cxrbench.data.synthetic import (BINARY_CLASSES, CHESTXRAY14_LABELS, GENERATOR_VERSION, MULTICLASS_CLASSES,
-                                     SyntheticCXR, parse_options)
+                                     SyntheticCXR, SyntheticOptions)
 from cxrbench.errors import DatasetError
 from cxrbench.hookspecs import hookimpl
 from cxrbench.specs import DatasetSpec, DataRequest, SampleTable
@@ -21,10 +21,7 @@ def load_synthetic(request: DataRequest) -> SampleTable:
     Binary and multiclass suites must name 2 and 3 classes (index 0 = normal); multilabel suites
     may name any number of labels (ChestX-ray14 names get their own finding).
     """
-    if request.subset is not None:
-        raise DatasetError(f"synthetic_cxr has no variants (got variant {request.subset!r}); "
-                           "choose the task type instead")
-    options = parse_options(request.options)
+    options: SyntheticOptions = request.options  # type: ignore[assignment]
     classes = list(request.classes)
     if request.task in _SYNTH_CLASSES:
         expected = _SYNTH_CLASSES[request.task]
@@ -49,7 +46,8 @@ def load_synthetic(request: DataRequest) -> SampleTable:
         official_split=list(gen.split) if gen.split is not None else None,
         synthetic=True,
         fingerprint=fingerprint,
-        extras={"shortcut_marker": gen.marker.copy(), "findings": [k or "none" for k in gen.kinds]},
+        extras={"shortcut_marker": gen.marker.copy()},
+        notes=["finding drawn for each class: " + ", ".join(f"{c}: {k or 'none'}" for c, k in zip(classes, gen.kinds))],
     )
 
 
@@ -67,6 +65,7 @@ def register_datasets() -> list[DatasetSpec]:
                          "shortcut_strength, official_split."),
             source="built in (cxrbench.data.synthetic)",
             layout="none: images are generated from (seed, index)",
+            options_schema=SyntheticOptions,
         ),
         *builtin_specs(),
     ]

@@ -87,7 +87,7 @@ def cache_key(table: SampleTable, size: int, channels: int, dataset: str = "") -
 
 def _slot(table: SampleTable, size: int, channels: int, dataset: str) -> str:
     """What an entry is *for* (same dataset folder, size, channels): older entries of a slot are stale."""
-    where = [table.extras.get(k) for k in ("root", "csv", "npz")]
+    where = [table.root, table.label_file, table.archive]
     return _sha({"dataset": dataset, "where": where, "size": size, "channels": channels})[:12]
 
 
@@ -186,7 +186,7 @@ def _build(entry: Path, table: SampleTable, size: int, channels: int, dataset: s
         out.flush()
         del out
         meta = {"format": FORMAT_VERSION, "dataset": dataset, "fingerprint": table.fingerprint,
-                "key": cache_key(table, size, channels, dataset), "root": table.extras.get("root"),
+                "key": cache_key(table, size, channels, dataset), "root": table.root,
                 "size": size, "channels": channels, "resize": RESIZE_POLICY, "n_rows": len(table),
                 "n_keep": len(keep), "bad": [[i, table.ids[i], r] for i, r in failures],
                 "decode_seconds": round(time.perf_counter() - t0, 3),

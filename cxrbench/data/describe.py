@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -20,9 +19,10 @@ from rich.console import Console
 from rich.table import Table
 
 from cxrbench.data.images import FileImages, default_workers, image_header
+from cxrbench.data.loading import load_dataset
 from cxrbench.errors import DatasetError
 from cxrbench.plugins import Registry, get_registry
-from cxrbench.specs import DataRequest, SampleTable
+from cxrbench.specs import SampleTable
 
 SPLIT_ORDER = ("train", "val", "test", "all")
 
@@ -97,7 +97,7 @@ def _image_sizes(table: SampleTable, workers: int | None = None) -> dict[str, An
                                                              "max": round(max(aspect), 3)},
                 "modes": dict(Counter(m for _, _, m in ok).most_common()),
                 "unreadable_headers": len(bad), "unreadable_examples": bad[:10]}
-    shape = table.extras.get("image_shape")
+    shape = table.image_shape
     if shape:
         return {"source": "array shape", "shape": list(shape)}
     return {"source": "not files (generated or custom loader)"}
@@ -106,14 +106,14 @@ def _image_sizes(table: SampleTable, workers: int | None = None) -> dict[str, An
 def describe_table(table: SampleTable, name: str, task: str, workers: int | None = None) -> dict[str, Any]:
     """The description of an already loaded table (see :func:`describe_dataset`)."""
     parts = np.asarray(table.official_split if table.official_split is not None else ["all"] * len(table))
-    skipped = table.extras.get("skipped", [])
-    notes = [table.extras["note"]] if table.extras.get("note") else []
+    skipped = table.skipped
+    notes = list(table.notes)
     if table.patient_ids is None and not notes:
         notes.append("no patient ids: splits cannot be grouped by patient (images of one patient may "
                      "land on both sides)")
     return {
         "dataset": name, "task": task, "classes": list(table.class_names), "n_images": len(table),
-        "root": table.extras.get("root"), "synthetic": table.synthetic, "fingerprint": table.fingerprint,
+        "root": table.root, "synthetic": table.synthetic, "fingerprint": table.fingerprint,
         "official_split": table.official_split is not None,
         "counts": _counts(table, parts),
         "patients": _patients(table, parts),
@@ -129,10 +129,7 @@ def describe_dataset(name: str, root: str | None, task: str | None = None, varia
     """Load dataset ``name`` from ``root`` with its default classes and describe it (a JSON-able dict)."""
     spec = (registry or get_registry()).dataset(name)
     task = task or spec.tasks[0]
-    if task not in spec.tasks:
-        raise DatasetError(f"dataset {name!r} supports tasks {list(spec.tasks)}, not {task!r}")
-    root = os.path.expandvars(os.path.expanduser(root)) if root else None
-    table = spec.load(DataRequest(task=task, classes=(), root=root, options=dict(options or {}), subset=variant))
+    table = load_dataset(spec, task, (), root, options, variant)  # type: ignore[arg-type]
     return describe_table(table, name, task)
 
 

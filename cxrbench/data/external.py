@@ -23,7 +23,6 @@ data; unreadable ones are dropped (``unreadable``), or fail the run with ``--str
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,10 +31,12 @@ import numpy as np
 
 from cxrbench.data.cache import load_images
 from cxrbench.data.datasets.common import norm
+from cxrbench.data.loading import load_dataset
 from cxrbench.data.prepare import PreparedData, _restrict
 from cxrbench.errors import DatasetError, SuiteError, UnknownNameError
 from cxrbench.plugins import Registry
-from cxrbench.specs import DataRequest, SampleTable
+from cxrbench.specs import SampleTable
+from cxrbench.suite.checks import external_task
 from cxrbench.suite.schema import ExternalTestConfig, Suite
 
 NO_FINDING = "No Finding"
@@ -150,14 +151,6 @@ def relabel(labels: np.ndarray, class_names: list[str], multilabel_source: bool,
     return Relabelled(keep, member[keep].argmax(axis=1).astype(np.int64), dropped)
 
 
-def _source_task(cfg: ExternalTestConfig, suite: Suite, tasks: tuple[str, ...]) -> str:
-    if cfg.task is not None:
-        if cfg.task not in tasks:
-            raise SuiteError(f"task: dataset {cfg.dataset.name!r} supports tasks {list(tasks)}, not {cfg.task!r}")
-        return cfg.task
-    return suite.task.type if suite.task.type in tasks else tasks[0]
-
-
 def _missing_hint(message: str, index: int) -> str:
     """A dataset's missing-data message with its ``--set dataset.*`` hints pointed at this entry."""
     lines = [line for line in message.splitlines() if "run the same suite on synthetic data" not in line]
@@ -172,11 +165,9 @@ def load_source(cfg: ExternalTestConfig, suite: Suite, registry: Registry) -> tu
         spec = registry.dataset(cfg.dataset.name)
     except UnknownNameError as exc:
         raise SuiteError(f"dataset.name: {exc}") from None
-    task = _source_task(cfg, suite, tuple(spec.tasks))
-    root = os.path.expandvars(os.path.expanduser(cfg.dataset.root)) if cfg.dataset.root else None
-    request = DataRequest(task=task, classes=tuple(cfg.classes or ()), root=root, options=dict(cfg.dataset.options),
-                          subset=cfg.dataset.variant)
-    table = spec.load(request)
+    task = external_task(cfg, suite.task.type, tuple(spec.tasks))
+    table = load_dataset(spec, task, tuple(cfg.classes or ()), cfg.dataset.root, cfg.dataset.options,
+                         cfg.dataset.variant)
     if len(table) == 0:
         raise DatasetError(f"dataset {spec.name!r} has no images")
     table.synthetic = table.synthetic or spec.synthetic
@@ -219,7 +210,7 @@ def load_external(index: int, cfg: ExternalTestConfig, suite: Suite, registry: R
     pick = lambda seq: None if seq is None else [seq[i] for i in keep]  # noqa: E731
     info = {"fingerprint": table.fingerprint, "image_cache": arr.info(),
             "bad_images": [{"id": i, "reason": r} for i, r in arr.bad],
-            "skipped_by_dataset": len(table.extras.get("skipped", []))}
+            "skipped_by_dataset": len(table.skipped)}
     return ExternalSet(cfg.name, cfg.dataset.name, pick(table.ids), pick(table.patient_ids),
                        np.asarray(table.labels)[keep], np.asarray(arr.images), rows, n_rows, dropped,
                        bool(table.synthetic), info)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -13,10 +12,11 @@ import pandas as pd
 
 from cxrbench.data.cache import load_images
 from cxrbench.data.images import subset_loader
+from cxrbench.data.loading import load_dataset
 from cxrbench.data.splits import Fold, leaked_patients, plan_folds, split_manifest
 from cxrbench.errors import DatasetError
 from cxrbench.plugins import Registry
-from cxrbench.specs import DataRequest, SampleTable
+from cxrbench.specs import SampleTable
 from cxrbench.suite.schema import Suite
 
 
@@ -51,12 +51,9 @@ class PreparedData:
 
 
 def _restrict(table: SampleTable, keep: np.ndarray) -> SampleTable:
-    """The table without its unreadable rows (per-row ``extras`` lists/arrays are restricted too)."""
+    """The table restricted to rows ``keep`` (its per-row ``extras`` too)."""
     pick = lambda seq: None if seq is None else [seq[i] for i in keep]  # noqa: E731
-    n = len(table)
-    extras = {k: (v[keep] if isinstance(v, np.ndarray) else pick(v))
-              if isinstance(v, (list, np.ndarray)) and len(v) == n and k != "skipped" else v
-              for k, v in table.extras.items()}
+    extras = {k: v[keep] if isinstance(v, np.ndarray) else pick(v) for k, v in table.extras.items()}
     return replace(table, ids=pick(table.ids), labels=table.labels[keep], patient_ids=pick(table.patient_ids),
                    official_split=pick(table.official_split), load_image=subset_loader(table.load_image, keep),
                    extras=extras)
@@ -65,10 +62,8 @@ def _restrict(table: SampleTable, keep: np.ndarray) -> SampleTable:
 def load_table(suite: Suite, registry: Registry) -> SampleTable:
     """Ask the dataset plugin for the suite's rows; check labels fit the task."""
     spec = registry.dataset(suite.dataset.name)
-    root = os.path.expandvars(os.path.expanduser(suite.dataset.root)) if suite.dataset.root else None
-    request = DataRequest(task=suite.task.type, classes=tuple(suite.task.classes), root=root,
-                          options=dict(suite.dataset.options), subset=suite.dataset.variant)
-    table = spec.load(request)
+    table = load_dataset(spec, suite.task.type, suite.task.classes, suite.dataset.root, suite.dataset.options,
+                         suite.dataset.variant)
     k = len(suite.task.classes)
     labels = np.asarray(table.labels)
     if suite.task.type == "multilabel":
@@ -107,7 +102,7 @@ def prepare_data(suite: Suite, registry: Registry, progress: Any = None, strict:
     if arr.bad and strict:
         listed = "\n".join(f"  {i}: {r}" for i, r in arr.bad[:20])
         raise DatasetError(f"{len(arr.bad)} unreadable image(s) (--strict):\n{listed}")
-    skipped = [(str(i), str(r)) for i, r in table.extras.get("skipped", [])]
+    skipped = [(str(i), str(r)) for i, r in table.skipped]
     table = _restrict(table, arr.keep) if len(arr.keep) != len(table) else table
     folds = plan_folds(table, suite.split)
     notes: dict[str, Any] = {"image_cache": arr.info()}

@@ -26,7 +26,7 @@ from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from cxrbench.errors import DatasetError
 
@@ -57,21 +57,6 @@ class SyntheticOptions(BaseModel):
     shortcut: StrictBool = Field(False, description="Burn a bright corner tag into some positives.")
     shortcut_strength: float = Field(0.9, ge=0.0, le=1.0, description="Fraction of positives tagged.")
     official_split: StrictBool = Field(False, description="Ship a patient-wise 70/10/20 train/val/test split.")
-
-
-def parse_options(options: Mapping[str, Any]) -> SyntheticOptions:
-    """Validate ``options``; raise :class:`DatasetError` naming any unknown or invalid option."""
-    known = set(SyntheticOptions.model_fields)
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise DatasetError(f"synthetic_cxr: unknown option(s) {', '.join(map(repr, unknown))}; "
-                           f"known options: {', '.join(sorted(known))}")
-    try:
-        return SyntheticOptions(**options)
-    except ValidationError as exc:
-        msgs = "; ".join(f"option {'.'.join(map(str, e['loc']))!r}: {e['msg']} (got {e.get('input')!r})"
-                         for e in exc.errors())
-        raise DatasetError(f"synthetic_cxr: {msgs}") from None
 
 
 def _norm(name: str) -> str:

@@ -9,7 +9,8 @@ cross-validated AUC (patient-grouped folds when the dataset has patient ids); an
 Where the source comes from (:func:`source_labels`): a per-image ``source`` entry of the dataset
 table's ``extras`` (the convention for dataset plugins), or the key/column named explicitly
 (``--source-column``): any per-image ``extras`` entry (e.g. ``shortcut_marker`` of
-``synthetic_cxr`` with ``shortcut: true``), or a column of the CSV a ``csv`` dataset was read from.
+``synthetic_cxr`` with ``shortcut: true``), or a column of the CSV the table was read from
+(its ``label_file``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def _per_row(value: Any, n: int) -> bool:
 
 def _csv_column(table: SampleTable, column: str) -> np.ndarray | None:
     """``column`` of the CSV a ``csv`` dataset was read from, aligned to the table's rows (by image path)."""
-    csv, root = table.extras.get("csv"), table.extras.get("root")
+    csv, root = table.label_file, table.root
     if not csv or not root or not Path(csv).is_file():
         return None
     df = pd.read_csv(csv, dtype=str, keep_default_na=False)
@@ -75,11 +76,11 @@ def source_labels(table: SampleTable, column: str | None = None) -> tuple[np.nda
                       "(e.g. shortcut_marker for synthetic_cxr with shortcut: true, or a column of a csv dataset)")
     from_csv = _csv_column(table, column)
     if from_csv is not None:
-        return from_csv, f"column {column!r} of {table.extras['csv']}"
+        return from_csv, f"column {column!r} of {table.label_file}"
     keys = sorted(k for k, v in table.extras.items() if _per_row(v, n))
     raise DatasetError(f"--source-column {column!r}: the dataset has no such per-image value "
                        f"(per-image extras: {', '.join(keys) or 'none'}"
-                       f"{'; nor is it a column of ' + str(table.extras['csv']) if table.extras.get('csv') else ''})")
+                       f"{'; nor is it a column of ' + str(table.label_file) if table.label_file else ''})")
 
 
 def pixel_features(images: np.ndarray, pixels: int = PIXELS) -> np.ndarray:

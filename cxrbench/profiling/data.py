@@ -48,14 +48,14 @@ def make_evaluator(batches: Any, test_idx: np.ndarray, task: str, class_names: t
 def synthetic_images(n: int, size: int, in_chans: int, seed: int = 0, registry: Any = None) -> torch.Tensor:
     """``n`` synthetic_cxr images (binary task) at ``size``, normalised with ImageNet statistics."""
     from cxrbench.data.images import to_size
-    from cxrbench.specs import DataRequest
+    from cxrbench.data.loading import load_dataset
 
     if registry is None:
         from cxrbench.plugins import get_registry
 
         registry = get_registry()
-    table = registry.dataset("synthetic_cxr").load(DataRequest(
-        task="binary", classes=("normal", "pneumonia"), root=None, options={"n_samples": n, "seed": seed}))
+    table = load_dataset(registry.dataset("synthetic_cxr"), "binary", ("normal", "pneumonia"),
+                         options={"n_samples": n, "seed": seed})
     arr = np.stack([to_size(table.load_image(i, size), size, in_chans) for i in range(len(table))])
     mean = IMAGENET_MEAN if in_chans == 3 else (float(np.mean(IMAGENET_MEAN)),)
     std = IMAGENET_STD if in_chans == 3 else (float(np.mean(IMAGENET_STD)),)

@@ -2,11 +2,46 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from typing import Any, Mapping
+
+from pydantic import BaseModel, ValidationError
 
 from cxrbench.errors import SuiteError, UnknownNameError
 from cxrbench.plugins import Registry
-from cxrbench.suite.schema import Suite, TrainConfig
+from cxrbench.specs import DatasetSpec
+from cxrbench.suite.schema import ExternalTestConfig, Suite, TrainConfig
+
+
+def dataset_problems(spec: DatasetSpec, task: str, options: Mapping[str, Any] | BaseModel,
+                     variant: str | None, where: str = "dataset") -> list[str]:
+    """What is wrong with asking ``spec`` for ``task`` with these options and variant, each line
+    naming its field (``dataset.options.n_samples: ... (dataset 'synthetic_cxr')``)."""
+    if task not in spec.tasks:
+        return [f"{where}.name: dataset {spec.name!r} supports tasks {list(spec.tasks)}, not {task!r}"]
+    problems = []
+    try:
+        spec.parse_options(options)
+    except ValidationError as exc:
+        known = ", ".join(spec.options_schema.model_fields) or "none"
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            hint = f"; known options: {known}" if err["type"] == "extra_forbidden" else ""
+            problems.append(f"{where}.options{'.' + loc if loc else ''}: {err['msg']} (dataset {spec.name!r}{hint})")
+    try:
+        spec.pick_variant(task, variant)
+    except ValueError as exc:
+        problems.append(f"{where}.variant: {exc}")
+    return problems
+
+
+def external_task(cfg: ExternalTestConfig, suite_task: str, tasks: tuple[str, ...]) -> str:
+    """The task an external test set is loaded as: its own ``task``, else the suite's when the
+    dataset supports it, else the dataset's first."""
+    if cfg.task is not None:
+        if cfg.task not in tasks:
+            raise SuiteError(f"task: dataset {cfg.dataset.name!r} supports tasks {list(tasks)}, not {cfg.task!r}")
+        return cfg.task
+    return suite_task if suite_task in tasks else tasks[0]
 
 
 def check_suite(suite: Suite, registry: Registry, source: str) -> None:
@@ -19,10 +54,22 @@ def check_suite(suite: Suite, registry: Registry, source: str) -> None:
     task = suite.task.type
     try:
         ds = registry.dataset(suite.dataset.name)
-        if task not in ds.tasks:
-            problems.append(f"  dataset.name: dataset {ds.name!r} supports tasks {list(ds.tasks)}, not {task!r}")
+        problems += [f"  {p}" for p in dataset_problems(ds, task, suite.dataset.options, suite.dataset.variant)]
     except UnknownNameError as exc:
         unknown("dataset.name", exc)
+    for i, ext in enumerate(suite.external_test):
+        where = f"external_test[{i}]"
+        try:
+            ext_spec = registry.dataset(ext.dataset.name)
+            ext_task = external_task(ext, task, tuple(ext_spec.tasks))
+        except UnknownNameError as exc:
+            unknown(f"{where}.dataset.name", exc)
+            continue
+        except SuiteError as exc:
+            problems.append(f"  {where}.{exc}")
+            continue
+        problems += [f"  {p}" for p in dataset_problems(ext_spec, ext_task, ext.dataset.options,
+                                                        ext.dataset.variant, f"{where}.dataset")]
 
     for i, entry in enumerate(suite.models):
         where = f"models[{i}]"

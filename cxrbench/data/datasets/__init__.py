@@ -1,10 +1,9 @@
 """The built-in file-based datasets: one module per dataset, registered in ``cxrbench.builtins.datasets``.
 
-Every loader turns a :class:`~cxrbench.specs.DataRequest` into a
-:class:`~cxrbench.specs.SampleTable` and raises :class:`~cxrbench.errors.DatasetError` naming the
-file, row or folder at fault. When ``dataset.root`` is null they look in
-``$CXRBENCH_DATA/<default folder>`` (kermany: chest_xray, lung_xray: lung_xray, chestxray14:
-chestxray14, medmnist: medmnist, else ~/.medmnist).
+Every loader turns a :class:`~cxrbench.specs.DataRequest` (options validated, root resolved by
+:mod:`cxrbench.data.loading`) into a :class:`~cxrbench.specs.SampleTable` and raises
+:class:`~cxrbench.errors.DatasetError` naming the file, row or folder at fault. Each module's
+``SPEC`` declares its options schema, variants and default folder under ``$CXRBENCH_DATA``.
 """
 
 from __future__ import annotations

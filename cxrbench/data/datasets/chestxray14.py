@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from cxrbench.data.datasets.common import (DatasetInfo, file_table, is_debris, match_classes, missing_data_error,
-                                           norm, parse_options, resolve_root)
+from cxrbench.data.datasets.common import file_table, is_debris, match_classes, norm
+from cxrbench.data.loading import missing_data_error
 from cxrbench.errors import DatasetError
 from cxrbench.specs import DatasetSpec, DataRequest, SampleTable
 
@@ -22,15 +22,6 @@ NO_FINDING = "nofinding"
 COLUMNS = ("Image Index", "Finding Labels", "Patient ID")
 SPLIT_LISTS = (("train", "train_val_list.txt"), ("test", "test_list.txt"))
 
-INFO = DatasetInfo(
-    name=NAME,
-    source=("https://nihcc.app.box.com/v/ChestXray-NIHCC (Wang et al., CVPR 2017); "
-            "also https://www.kaggle.com/datasets/nih-chest-xrays/data"),
-    layout=("<root>/Data_Entry_2017*.csv          (Image Index, Finding Labels, Patient ID, ...)\n"
-            "<root>/images*/[images/]*.png        (e.g. images_001/images/00000001_000.png)\n"
-            "<root>/train_val_list.txt, test_list.txt   (optional: the official patient-wise split)"),
-    default_folder="chestxray14",
-)
 
 
 class ChestXray14Options(BaseModel):
@@ -99,19 +90,16 @@ def read_split_lists(base: Path) -> dict[str, str] | None:
 
 
 def load(request: DataRequest) -> SampleTable:
-    """Rows of ChestX-ray14 (labels in the suite's class order; see ``INFO.layout``)."""
-    opts = parse_options(ChestXray14Options, request.options, NAME)
-    if request.subset is not None:
-        raise DatasetError(f"dataset {NAME!r} has no variants (got {request.subset!r})")
-    if request.task != "multilabel":
-        raise DatasetError(f"dataset {NAME!r} is a multilabel dataset; the suite's task is {request.task!r}")
+    """Rows of ChestX-ray14 (labels in the suite's class order; see ``SPEC.layout``)."""
+    opts: ChestXray14Options = request.options  # type: ignore[assignment]
     classes = list(request.classes) or list(FINDINGS)
     columns = match_classes(NAME, classes, FINDINGS, ALIASES, what="labels")
-    root = resolve_root(INFO, request.root, request.options)
+    root = request.root
+    assert root is not None  # SPEC.default_folder is set: the core always resolves one
     base = root.parent if root.is_file() else root
     csv = find_csv(base, opts.csv or (str(root) if root.is_file() else None))
     if csv is None:
-        raise missing_data_error(INFO, f"no Data_Entry_2017*.csv in {base}", [base], request.options)
+        raise missing_data_error(SPEC, f"no Data_Entry_2017*.csv in {base}", [base], request.options)
     try:
         df = pd.read_csv(csv, dtype=str, keep_default_na=False)
     except Exception as exc:  # noqa: BLE001 - pandas raises many types
@@ -123,7 +111,7 @@ def load(request: DataRequest) -> SampleTable:
 
     images = index_images(base)
     if not images:
-        raise missing_data_error(INFO, f"no images*/ folder with PNG files under {base}", [base], request.options)
+        raise missing_data_error(SPEC, f"no images*/ folder with PNG files under {base}", [base], request.options)
     split_of = read_split_lists(base)
     in_csv = set(df["Image Index"])
     if split_of is not None:
@@ -155,10 +143,10 @@ def load(request: DataRequest) -> SampleTable:
                            "(option allow_missing: true skips and lists them)")
     if not files:
         raise DatasetError(f"dataset {NAME!r}: no row of {csv} has an image file under {base}/images*/")
-    extra = [csv, *(base / f for _, f in SPLIT_LISTS if split_of is not None)]
+    lists = [base / f for _, f in SPLIT_LISTS if split_of is not None]
     return file_table(NAME, base, files, np.asarray(labels).reshape(len(files), len(classes)), classes,
                       patient_ids=patients, official_split=split if split_of is not None else None,
-                      extra_files=extra, extras={"skipped": skipped, "csv": str(csv)})
+                      label_file=csv, extra_files=lists, skipped=skipped)
 
 
 SPEC = DatasetSpec(
@@ -170,6 +158,11 @@ SPEC = DatasetSpec(
                  "Patient ids from 'Patient ID'; official patient-wise split from train_val_list.txt / "
                  "test_list.txt (validation is carved from train by patient). Options: allow_missing "
                  "(skip and list rows without an image file, e.g. a partial download), csv (label file)."),
-    source=INFO.source,
-    layout=INFO.layout,
+    source=("https://nihcc.app.box.com/v/ChestXray-NIHCC (Wang et al., CVPR 2017); "
+            "also https://www.kaggle.com/datasets/nih-chest-xrays/data"),
+    layout=("<root>/Data_Entry_2017*.csv          (Image Index, Finding Labels, Patient ID, ...)\n"
+            "<root>/images*/[images/]*.png        (e.g. images_001/images/00000001_000.png)\n"
+            "<root>/train_val_list.txt, test_list.txt   (optional: the official patient-wise split)"),
+    options_schema=ChestXray14Options,
+    default_folder="chestxray14",
 )

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from cxrbench.data.datasets.common import (DatasetInfo, file_table, match_classes, missing_data_error, norm,
-                                           parse_options, resolve_root)
+from cxrbench.data.datasets.common import file_table, match_classes, norm
+from cxrbench.data.loading import missing_data_error
 from cxrbench.errors import DatasetError
 from cxrbench.specs import DatasetSpec, DataRequest, SampleTable
 
@@ -18,19 +18,6 @@ NAME = "csv"
 PATH_COLUMNS = ("path", "image", "file", "filename")
 SPLIT_VALUES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 NONE_LABELS = ("", "nofinding", "none")
-
-INFO = DatasetInfo(
-    name=NAME,
-    source="your own images listed in a CSV file",
-    layout=("a CSV (option csv, or dataset.root pointing at it) with columns:\n"
-            "  path        image file, relative to the CSV's folder or to dataset.root (or absolute)\n"
-            "  label       class name (binary/multiclass), or\n"
-            "  labels      pipe-separated label names (multilabel; empty = none), or one 0/1 column per label\n"
-            "  patient_id  optional: enables patient-grouped splits\n"
-            "  split       optional: train / val / test (an official split)"),
-    default_folder="csv",
-)
-
 
 class CsvOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -47,7 +34,7 @@ def _column(df: pd.DataFrame, names: tuple[str, ...]) -> str | None:
 
 def _find_csv(request: DataRequest, opts: CsvOptions) -> tuple[Path, Path | None]:
     """(the CSV file, the data root or None)."""
-    root = resolve_root(INFO, request.root, request.options) if request.root or not opts.csv else None
+    root = request.root
     if opts.csv is None:
         if root is None or not root.is_file():
             raise DatasetError(f"dataset {NAME!r}: set option csv: PATH, or point dataset.root at the CSV file")
@@ -56,7 +43,7 @@ def _find_csv(request: DataRequest, opts: CsvOptions) -> tuple[Path, Path | None
     if not path.is_absolute() and root is not None:
         path = (root if root.is_dir() else root.parent) / path
     if not path.is_file():
-        raise missing_data_error(INFO, f"CSV file {path} not found", [path], request.options)
+        raise missing_data_error(SPEC, f"CSV file {path} not found", [path], request.options)
     return path.resolve(), root if root is None or root.is_dir() else root.parent
 
 
@@ -104,10 +91,8 @@ def _labels(df: pd.DataFrame, request: DataRequest, csv: Path) -> tuple[np.ndarr
 
 
 def load(request: DataRequest) -> SampleTable:
-    """Rows of a CSV-listed dataset (see ``INFO.layout``)."""
-    opts = parse_options(CsvOptions, request.options, NAME)
-    if request.subset is not None:
-        raise DatasetError(f"dataset {NAME!r} has no variants (got {request.subset!r})")
+    """Rows of a CSV-listed dataset (see ``SPEC.layout``)."""
+    opts: CsvOptions = request.options  # type: ignore[assignment]
     csv, root = _find_csv(request, opts)
     try:
         df = pd.read_csv(csv, dtype=str, keep_default_na=False)
@@ -151,8 +136,7 @@ def load(request: DataRequest) -> SampleTable:
         raise DatasetError(f"dataset {NAME!r}: no image of {csv} was found")
     return file_table(NAME, csv.parent, files, labels[keep], classes,
                       patient_ids=patients if patient_col else None,
-                      official_split=split if split_col else None, extra_files=[csv],
-                      extras={"skipped": skipped, "csv": str(csv)})
+                      official_split=split if split_col else None, label_file=csv, skipped=skipped)
 
 
 SPEC = DatasetSpec(
@@ -162,6 +146,12 @@ SPEC = DatasetSpec(
     description=("Your own images listed in a CSV: path + label (class name), or labels (pipe-separated) / one "
                  "0/1 column per label for multilabel; optional patient_id and split (train/val/test). "
                  "Options: csv (the file; or point dataset.root at it), allow_missing."),
-    source=INFO.source,
-    layout=INFO.layout,
+    source="your own images listed in a CSV file",
+    layout=("a CSV (option csv, or dataset.root pointing at it) with columns:\n"
+            "  path        image file, relative to the CSV's folder or to dataset.root (or absolute)\n"
+            "  label       class name (binary/multiclass), or\n"
+            "  labels      pipe-separated label names (multilabel; empty = none), or one 0/1 column per label\n"
+            "  patient_id  optional: enables patient-grouped splits\n"
+            "  split       optional: train / val / test (an official split)"),
+    options_schema=CsvOptions,
 )

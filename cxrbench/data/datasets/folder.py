@@ -7,23 +7,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from cxrbench.data.datasets.common import (DatasetInfo, file_table, list_images, match_classes, norm,
-                                           parse_options, resolve_root, subdirs)
+from cxrbench.data.datasets.common import file_table, list_images, match_classes, norm, subdirs
 from cxrbench.errors import DatasetError
 from cxrbench.specs import DatasetSpec, DataRequest, SampleTable
 
 NAME = "image_folder"
 SPLITS = ("train", "val", "test")
 SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
-
-INFO = DatasetInfo(
-    name=NAME,
-    source="your own images (any folder of PNG/JPEG/BMP/TIFF files)",
-    layout=("<root>/<class>/**/*.{png,jpg,jpeg,bmp,tif,tiff}   (one folder per class of task.classes)\n"
-            "or <root>/{train,val,test}/<class>/...          (an official split; val optional)"),
-    default_folder="image_folder",
-)
-
 
 class FolderOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -52,12 +42,9 @@ def _patient(pattern: re.Pattern[str], f: Path) -> str:
 
 def load(request: DataRequest) -> SampleTable:
     """Rows of a class-per-folder collection; classes are matched to folder names case-insensitively."""
-    opts = parse_options(FolderOptions, request.options, NAME)
-    if request.subset is not None:
-        raise DatasetError(f"dataset {NAME!r} has no variants (got {request.subset!r})")
-    if request.task == "multilabel":
-        raise DatasetError(f"dataset {NAME!r} holds one class per image; for multilabel data use dataset csv")
-    root = resolve_root(INFO, request.root, request.options)
+    opts: FolderOptions = request.options  # type: ignore[assignment]
+    root = request.root
+    assert root is not None  # SPEC.default_folder is set: the core always resolves one
     if not root.is_dir():
         raise DatasetError(f"dataset {NAME!r}: {root} is not a folder")
     top = {norm(d.name): d for d in subdirs(root)}
@@ -67,7 +54,7 @@ def load(request: DataRequest) -> SampleTable:
 
     found_names = sorted({d.name for _, base in parts for d in subdirs(base)}, key=str.lower)
     if not found_names:
-        raise DatasetError(f"dataset {NAME!r}: no class folders under {root} (expected {INFO.layout.splitlines()[0]})")
+        raise DatasetError(f"dataset {NAME!r}: no class folders under {root} (expected {SPEC.layout.splitlines()[0]})")
     classes = list(request.classes) or found_names
     names = list({norm(n): n for n in found_names}.values())
     matched = match_classes(NAME, classes, names, what="classes (folders)")
@@ -103,7 +90,10 @@ SPEC = DatasetSpec(
     description=("Your own images, one folder per class (names matched to task.classes case-insensitively; "
                  "an official split is used when root has train/ and test/ folders, val optional). "
                  "Option patient_regex: a regex on the file name whose first group is the patient id "
-                 "(enables patient-grouped splits)."),
-    source=INFO.source,
-    layout=INFO.layout,
+                 "(enables patient-grouped splits). For multilabel data use dataset csv."),
+    source="your own images (any folder of PNG/JPEG/BMP/TIFF files)",
+    layout=("<root>/<class>/**/*.{png,jpg,jpeg,bmp,tif,tiff}   (one folder per class of task.classes)\n"
+            "or <root>/{train,val,test}/<class>/...          (an official split; val optional)"),
+    options_schema=FolderOptions,
+    default_folder="image_folder",
 )

@@ -10,12 +10,10 @@ import re
 from collections import deque
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
-from cxrbench.data.datasets.common import (DatasetInfo, file_table, list_images, match_classes, missing_data_error,
-                                           norm, parse_options, resolve_root, subdirs)
+from cxrbench.data.datasets.common import file_table, list_images, match_classes, norm, subdirs
+from cxrbench.data.loading import missing_data_error
 from cxrbench.errors import DatasetError
-from cxrbench.specs import DatasetSpec, DataRequest, SampleTable
+from cxrbench.specs import DatasetSpec, DatasetVariant, DataRequest, SampleTable
 
 NAME = "kermany"
 SPLITS = ("train", "val", "test")
@@ -24,23 +22,6 @@ ALIASES = {"bacteria": "bacterial", "virus": "viral"}
 PNEUMONIA_RE = re.compile(r"^person(\d+)_(bacteria|virus)_\d+", re.IGNORECASE)
 NORMAL_RE = re.compile(r"^(.*?IM-\d+)(?:-\d+)+$", re.IGNORECASE)  # [NORMAL2-]IM-<patient>-<n>[-<m>]
 NORMAL_FALLBACK_RE = re.compile(r"^(.+)-\d+$")
-
-INFO = DatasetInfo(
-    name=NAME,
-    source=("https://data.mendeley.com/datasets/rscbjbr9sj/2 (Kermany, Zhang & Goldbaum 2018, "
-            "doi:10.17632/rscbjbr9sj.2, CC BY 4.0); "
-            "also https://www.kaggle.com/datasets/paultimothymooney/chest-xray-pneumonia"),
-    layout=("chest_xray/{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg   (val optional)\n"
-            "pneumonia files: person<patient>_{bacteria|virus}_<n>.jpeg; normal files: "
-            "[NORMAL2-]IM-<patient>-<n>.jpeg\n"
-            "dataset.root = the folder holding chest_xray/, or chest_xray itself"),
-    default_folder="chest_xray",
-)
-
-
-class KermanyOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
 
 def find_split_root(root: Path, max_depth: int = 3) -> Path | None:
     """The shallowest folder under ``root`` with ``train/{NORMAL,PNEUMONIA}`` and ``test`` (debris skipped).
@@ -74,21 +55,9 @@ def parse_name(stem: str, folder_class: str) -> tuple[str, str | None]:
     return m.group(1), "bacterial" if m.group(2).lower() == "bacteria" else "viral"
 
 
-def _variant(request: DataRequest) -> str:
-    variant = request.subset or ("subtype" if request.task == "multiclass" else "binary")
-    if variant not in VARIANTS:
-        raise DatasetError(f"dataset {NAME!r}: unknown variant {variant!r}; choose one of {list(VARIANTS)}")
-    want = "binary" if variant == "binary" else "multiclass"
-    if request.task != want:
-        raise DatasetError(f"dataset {NAME!r}: variant {variant!r} is a {want} task, but the suite's task is "
-                           f"{request.task!r}")
-    return variant
-
-
 def load(request: DataRequest) -> SampleTable:
-    """Rows of ChestX-ray2017 for a suite (see the module docstring and ``INFO.layout``)."""
-    parse_options(KermanyOptions, request.options, NAME)
-    variant = _variant(request)
+    """Rows of ChestX-ray2017 for a suite (see the module docstring and ``SPEC.layout``)."""
+    variant = request.variant or "binary"
     expected = VARIANTS[variant]
     classes = list(request.classes) or list(expected)
     if len(classes) != len(expected):
@@ -97,11 +66,12 @@ def load(request: DataRequest) -> SampleTable:
     matched = match_classes(NAME, classes, expected, ALIASES)
     index_of = {expected[j]: i for i, j in enumerate(matched)}  # dataset class -> suite label index
 
-    root = resolve_root(INFO, request.root, request.options, request.subset)
+    root = request.root
+    assert root is not None  # SPEC.default_folder is set: the core always resolves one
     base = find_split_root(root)
     if base is None:
-        raise missing_data_error(INFO, f"no folder with train/{{NORMAL,PNEUMONIA}}/ and test/ under {root}",
-                                 [root], request.options, request.subset)
+        raise missing_data_error(SPEC, f"no folder with train/{{NORMAL,PNEUMONIA}}/ and test/ under {root}",
+                                 [root], request.options, request.variant)
 
     files, labels, patients, split, subtypes, odd = [], [], [], [], [], []
     split_dirs = {norm(d.name): d for d in subdirs(base)}
@@ -131,7 +101,7 @@ def load(request: DataRequest) -> SampleTable:
         raise DatasetError(f"dataset {NAME!r} variant 'subtype': {len(odd)} pneumonia file name(s) carry no "
                            f"subtype (expected person<N>_bacteria_<M> or person<N>_virus_<M>): {names}")
     return file_table(NAME, base, files, labels, classes, patient_ids=patients, official_split=split,
-                      extras={"variant": variant, "subtype": subtypes})
+                      extras={"subtype": subtypes})
 
 
 SPEC = DatasetSpec(
@@ -142,6 +112,14 @@ SPEC = DatasetSpec(
                  "tasks): classes [normal, pneumonia]; variant subtype (default for multiclass): [normal, "
                  "bacterial, viral] from the file names. Names are case-insensitive, any order. Patient ids "
                  "from the file names; official train/val/test split (val optional). No options."),
-    source=INFO.source,
-    layout=INFO.layout,
+    source=("https://data.mendeley.com/datasets/rscbjbr9sj/2 (Kermany, Zhang & Goldbaum 2018, "
+            "doi:10.17632/rscbjbr9sj.2, CC BY 4.0); "
+            "also https://www.kaggle.com/datasets/paultimothymooney/chest-xray-pneumonia"),
+    layout=("chest_xray/{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg   (val optional)\n"
+            "pneumonia files: person<patient>_{bacteria|virus}_<n>.jpeg; normal files: "
+            "[NORMAL2-]IM-<patient>-<n>.jpeg\n"
+            "dataset.root = the folder holding chest_xray/, or chest_xray itself"),
+    variants=(DatasetVariant("binary", ("binary",), "normal vs pneumonia"),
+              DatasetVariant("subtype", ("multiclass",), "normal / bacterial / viral, from the file names")),
+    default_folder="chest_xray",
 )

@@ -5,29 +5,13 @@ from __future__ import annotations
 from collections import deque
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
-from cxrbench.data.datasets.common import (DatasetInfo, file_table, list_images, match_classes, missing_data_error,
-                                           norm, parse_options, resolve_root, subdirs)
+from cxrbench.data.datasets.common import file_table, list_images, match_classes, norm, subdirs
+from cxrbench.data.loading import missing_data_error
 from cxrbench.errors import DatasetError
 from cxrbench.specs import DatasetSpec, DataRequest, SampleTable
 
 NAME = "lung_xray"
 CLASSES = ("normal", "lung_opacity", "viral_pneumonia")
-
-INFO = DatasetInfo(
-    name=NAME,
-    source=("Talukder, M. A., \"Lung X-Ray Image Dataset\", Mendeley Data, 2023 (search "
-            "https://data.mendeley.com for 'Lung X-Ray Image Dataset'; 3,475 images)"),
-    layout=("<root>/[one folder level allowed]/{Normal,Lung Opacity,Viral Pneumonia}/*.jpg\n"
-            "folder names are matched case- and space-insensitively (Lung_Opacity = lung opacity)"),
-    default_folder="lung_xray",
-)
-
-
-class LungOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
 
 def find_class_root(root: Path, max_depth: int = 2) -> Path | None:
     """The shallowest folder under ``root`` holding the three class folders."""
@@ -44,20 +28,16 @@ def find_class_root(root: Path, max_depth: int = 2) -> Path | None:
 
 def load(request: DataRequest) -> SampleTable:
     """Rows of the Lung X-ray Image Dataset; labels follow the suite's class order."""
-    parse_options(LungOptions, request.options, NAME)
-    if request.subset is not None:
-        raise DatasetError(f"dataset {NAME!r} has no variants (got {request.subset!r})")
-    if request.task != "multiclass":
-        raise DatasetError(f"dataset {NAME!r} is a 3-class (multiclass) dataset; the suite's task is {request.task!r}")
     classes = list(request.classes) or list(CLASSES)
     if len(classes) != len(CLASSES):
         raise DatasetError(f"dataset {NAME!r} has classes {list(CLASSES)} (case-, space- and underscore-insensitive, "
                            f"any order), but the suite names {classes}")
     matched = match_classes(NAME, classes, CLASSES)
-    root = resolve_root(INFO, request.root, request.options)
+    root = request.root
+    assert root is not None  # SPEC.default_folder is set: the core always resolves one
     base = find_class_root(root)
     if base is None:
-        raise missing_data_error(INFO, f"no folder under {root} holds the three class folders", [root],
+        raise missing_data_error(SPEC, f"no folder under {root} holds the three class folders", [root],
                                  request.options)
     dirs = {norm(d.name): d for d in subdirs(base)}
     files, labels = [], []
@@ -78,6 +58,9 @@ SPEC = DatasetSpec(
     description=("Lung X-ray Image Dataset (Talukder 2023): 3,475 chest X-rays, classes [normal, lung_opacity, "
                  "viral_pneumonia] (names case-, space- and underscore-insensitive, any order). No patient ids "
                  "and no official split: use split ratio/kfold. No options."),
-    source=INFO.source,
-    layout=INFO.layout,
+    source=("Talukder, M. A., \"Lung X-Ray Image Dataset\", Mendeley Data, 2023 (search "
+            "https://data.mendeley.com for 'Lung X-Ray Image Dataset'; 3,475 images)"),
+    layout=("<root>/[one folder level allowed]/{Normal,Lung Opacity,Viral Pneumonia}/*.jpg\n"
+            "folder names are matched case- and space-insensitively (Lung_Opacity = lung opacity)"),
+    default_folder="lung_xray",
 )

@@ -8,17 +8,16 @@ The files are read with numpy (keys ``{train,val,test}_images`` ``(N, H, W[, 3])
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from cxrbench.data.datasets.chestxray14 import ALIASES as CXR14_ALIASES
 from cxrbench.data.datasets.chestxray14 import FINDINGS
-from cxrbench.data.datasets.common import DATA_ENV, DatasetInfo, fingerprint, match_classes, parse_options
+from cxrbench.data.datasets.common import fingerprint, match_classes
 from cxrbench.errors import DatasetError
 from cxrbench.specs import DatasetSpec, DataRequest, SampleTable
 
@@ -30,16 +29,6 @@ KNOWN_CLASSES: dict[str, tuple[str, ...]] = {
 }
 DEFAULT_FLAG = {"binary": "pneumoniamnist", "multilabel": "chestmnist"}
 
-INFO = DatasetInfo(
-    name=NAME,
-    source=("https://medmnist.com (Yang et al., MedMNIST v2, Scientific Data 2023; files on Zenodo), "
-            "or `pip install 'cxrbench[medmnist]'` and option download: true"),
-    layout=("<root>/{flag}.npz (28 px) or <root>/{flag}_{64|128|224}.npz, e.g. pneumoniamnist_224.npz\n"
-            "default root: $CXRBENCH_DATA/medmnist, else ~/.medmnist (the medmnist package's folder)"),
-    default_folder="medmnist",
-)
-
-
 class MedMNISTOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     flag: str | None = None
@@ -49,16 +38,14 @@ class MedMNISTOptions(BaseModel):
     download: bool = False
     """Download a missing file with the medmnist package (needs network access)."""
 
+    @field_validator("flag")
+    @classmethod
+    def _lower(cls, v: str | None) -> str | None:
+        return v.lower() if v else None
+
 
 def npz_name(flag: str, size: int) -> str:
     return f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz"
-
-
-def default_root() -> Path:
-    env = os.environ.get(DATA_ENV)
-    if env:
-        return Path(os.path.expanduser(env)) / INFO.default_folder
-    return Path.home() / ".medmnist"
 
 
 def _download(flag: str, size: int, root: Path) -> None:
@@ -119,13 +106,12 @@ class NpzImages:
 
 def load(request: DataRequest) -> SampleTable:
     """Rows of a MedMNIST npz, with its official train/val/test split."""
-    opts = parse_options(MedMNISTOptions, request.options, NAME)
-    if request.subset is not None:
-        raise DatasetError(f"dataset {NAME!r} has no variants (got {request.subset!r}); use option flag")
-    flag = (opts.flag or DEFAULT_FLAG.get(request.task) or "").lower()
+    opts: MedMNISTOptions = request.options  # type: ignore[assignment]
+    flag = opts.flag or DEFAULT_FLAG.get(request.task) or ""
     if not flag:
         raise DatasetError(f"dataset {NAME!r}: set option flag (e.g. pneumoniamnist) for a {request.task} task")
-    root = Path(os.path.expanduser(request.root)) if request.root else default_root()
+    root = request.root
+    assert root is not None  # SPEC.default_folder is set: the core always resolves one
     path = root / npz_name(flag, opts.size)
     if not path.is_file() and opts.download:
         _download(flag, opts.size, root)
@@ -180,9 +166,8 @@ def load(request: DataRequest) -> SampleTable:
     return SampleTable(ids=ids, labels=y, class_names=classes, load_image=NpzImages(str(path), offsets),
                        patient_ids=None, official_split=split, synthetic=False,
                        fingerprint=fingerprint(NAME, root, [path], extra=[flag, opts.size]),
-                       extras={"root": str(root), "flag": flag, "size": opts.size, "npz": str(path),
-                               "image_shape": shape,
-                               "note": "MedMNIST ships no patient ids: splits cannot be grouped by patient"})
+                       root=str(root), archive=str(path), image_shape=shape,
+                       notes=["MedMNIST ships no patient ids: splits cannot be grouped by patient"])
 
 
 SPEC = DatasetSpec(
@@ -193,6 +178,12 @@ SPEC = DatasetSpec(
                  "resized, or any 2D flag) at 28/64/128/224 px with the official train/val/test split. Options: "
                  "flag (default pneumoniamnist for binary, chestmnist for multilabel), size (28), download "
                  "(needs the medmnist extra and network). No patient ids."),
-    source=INFO.source,
-    layout=INFO.layout,
+    source=("https://medmnist.com (Yang et al., MedMNIST v2, Scientific Data 2023; files on Zenodo), "
+            "or `pip install 'cxrbench[medmnist]'` and option download: true"),
+    layout=("<root>/{flag}.npz (28 px) or <root>/{flag}_{64|128|224}.npz, e.g. pneumoniamnist_224.npz\n"
+            "default root: $CXRBENCH_DATA/medmnist, else ~/.medmnist (the medmnist package's folder)"),
+    options_schema=MedMNISTOptions,
+    default_folder="medmnist",
+    fallback_root="~/.medmnist",
+    root_must_exist=False,
 )
