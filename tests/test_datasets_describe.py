@@ -10,7 +10,8 @@ import pytest
 from rich.console import Console
 
 from cxrbench.data.datasets.miniature import SIZES, make_kermany, make_lung_xray, make_medmnist, tiny_suite
-from cxrbench.data.describe import add_describe_parser, describe_command, describe_dataset
+from cxrbench.cli.datasets import add_describe_parser
+from cxrbench.data.describe import describe_command, describe_dataset
 from cxrbench.data.prepare import prepare_data
 from cxrbench.errors import DatasetError
 from cxrbench.plugins import get_registry

@@ -9,7 +9,7 @@ import pytest
 
 from cxrbench.cli import main
 from cxrbench.errors import ResultsError
-from cxrbench.profiling.command import add_profile_arguments, add_results_parser, profile_command
+from cxrbench.cli.profile import add_profile_arguments, add_results_parser, profile_command
 from cxrbench.results.latency import LatencyRecord, latest_records, load_latency_records, write_latency_file
 from cxrbench.results.importer import import_latency_file
 

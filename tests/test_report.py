@@ -24,7 +24,7 @@ from cxrbench.engine.runner import make_batches, run_suite
 from cxrbench.errors import DatasetError
 from cxrbench.leaderboard.table import RESEARCH_NOTICE
 from cxrbench.report import build_report
-from cxrbench.report.cli import add_report_parser
+from cxrbench.cli.report import add_report_parser
 from cxrbench.results.store import RunStore
 
 MODELS = ["lenet", "resnet18"]

@@ -1,11 +1,7 @@
 """``cxrbench profile`` (cost, and latency when asked) and ``cxrbench results import``.
 
-Wiring in :mod:`cxrbench.cli`::
-
-    p = sub.add_parser("profile", help="parameters, MACs and latency of models")
-    add_profile_arguments(p)
-    p.set_defaults(func=profile_command)
-    add_results_parser(sub)
+The parsers import nothing heavy: the latency presets are named here (:data:`LATENCY_PRESETS`, a
+test keeps it equal to :data:`cxrbench.suite.latency.PRESETS`) and torch is imported by the handlers.
 """
 
 from __future__ import annotations
@@ -16,11 +12,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
+from typing import TYPE_CHECKING
 
 from cxrbench.errors import CxrbenchError, ResultsError
-from cxrbench.suite.latency import PRESETS, LatencyConfig
 
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from cxrbench.suite.latency import LatencyConfig
+
+LATENCY_PRESETS = ("default", "quick")
+"""The names of :data:`cxrbench.suite.latency.PRESETS` (``--preset`` choices)."""
 LATENCY_OPTIONS = ("runtimes", "threads", "batch_sizes", "preset", "device", "device_name", "min_samples",
                    "min_seconds", "max_seconds", "cpus", "busy_scope", "suite", "out", "run")
 
@@ -42,7 +44,7 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--runtimes", type=_csv, help="comma-separated: torch,onnxruntime,int8 (default: all registered)")
     g.add_argument("--threads", type=_csv, help="comma-separated thread counts or 'all' (default: 1)")
     g.add_argument("--batch-sizes", type=_csv, help="comma-separated (default: 1)")
-    g.add_argument("--preset", choices=sorted(PRESETS), help="default (300 samples, 10 s) or quick")
+    g.add_argument("--preset", choices=LATENCY_PRESETS, help="default (300 samples, 10 s) or quick")
     g.add_argument("--min-samples", type=int)
     g.add_argument("--min-seconds", type=float)
     g.add_argument("--max-seconds", type=float)
@@ -66,6 +68,7 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
 def latency_config(args: argparse.Namespace, base: LatencyConfig | None = None) -> LatencyConfig:
     """A :class:`LatencyConfig` from the command line, over ``base`` (a suite's ``profile.latency``)."""
     from cxrbench.plugins import get_registry
+    from cxrbench.suite.latency import PRESETS, LatencyConfig
 
     data: dict[str, Any] = base.model_dump(exclude_unset=True) if base is not None else {}
     if base is None and not args.runtimes:
@@ -203,6 +206,8 @@ def profile_command(args: argparse.Namespace) -> int:
 def _suite_latency(suite: Any, targets: list[_Target], cfg: LatencyConfig, registry: Any) -> list[dict[str, Any]]:
     """Latency of a suite's models by the policy of a profile-only run of that suite (its data, or
     the synthetic stand-in, calibrates int8; accuracy is measured only for trained weights)."""
+    import torch
+
     from cxrbench.engine.batches import make_batches
     from cxrbench.engine.jobs.kernel import Job
     from cxrbench.engine.jobs.profile import ProfileOnly, profile_records
@@ -223,6 +228,8 @@ def _suite_latency(suite: Any, targets: list[_Target], cfg: LatencyConfig, regis
 
 def _latency(targets: list[_Target], cfg: LatencyConfig, args: argparse.Namespace,
              registry: Any) -> list[dict[str, Any]]:
+    import torch
+
     from cxrbench.profiling.data import synthetic_images
     from cxrbench.profiling.profiler import profile_model, random_images
 
@@ -291,6 +298,14 @@ def _print(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
                       str(r["interference"].get("chunks_dropped", "")), _fmt(r["throughput_ips"], ".1f"),
                       _fmt(r["achieved_gflops"], ".1f"), "" if frac is None else f"{100 * frac:.0f}%", ", ".join(notes))
     console.print(table)
+
+
+def add_parsers(sub: Any) -> None:
+    """``profile`` and ``results import``."""
+    p = sub.add_parser("profile", help="parameters, MACs and (with --latency) measured latency of models")
+    add_profile_arguments(p)
+    p.set_defaults(func=profile_command)
+    add_results_parser(sub)
 
 
 def add_results_parser(subparsers: Any) -> argparse.ArgumentParser:

@@ -1,4 +1,8 @@
-"""``cxrbench probe RUN``: the shortcut probes of a finished run, as a table and ``<run>/probes.json``."""
+"""``cxrbench probe RUN``: the shortcut probes of a finished run, as a table and ``<run>/probes.json``.
+
+The option defaults are written here so that building the parser imports no probe code (torch,
+pandas); a test keeps them equal to the probes' own constants.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +12,29 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cxrbench.probes.masking import MIN_MARGIN, RETAIN, parse_geometry
-from cxrbench.probes.source import WARN_AUC
+DEVICES = ["auto", "cpu", "cuda", "mps"]
+MASK = "0.7"
+"""Default ``--mask`` (parsed by :func:`cxrbench.probes.masking.parse_geometry`)."""
+RETAIN = 0.5
+"""= :data:`cxrbench.probes.masking.RETAIN`."""
+MIN_MARGIN = 0.05
+"""= :data:`cxrbench.probes.masking.MIN_MARGIN`."""
+WARN_AUC = 0.8
+"""= :data:`cxrbench.probes.source.WARN_AUC`."""
 
 
 def _geometry(text: str) -> Any:
+    from cxrbench.probes.masking import parse_geometry
+
     try:
         return parse_geometry(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_parsers(sub: Any) -> None:
+    """``probe``."""
+    add_probe_parser(sub)
 
 
 def add_probe_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -31,8 +49,8 @@ def add_probe_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--results", type=Path, help="results folder to find a run id in "
                                                 "(default: $CXRBENCH_RESULTS or ./results)")
     p.add_argument("--json", action="store_true", help="print probes.json instead of tables")
-    p.add_argument("--mask", type=_geometry, default=parse_geometry("0.7"), metavar="W[xH]",
-                   help="centred lung rectangle as fractions of width x height (default 0.7)")
+    p.add_argument("--mask", type=_geometry, metavar="W[xH]",
+                   help=f"centred lung rectangle as fractions of width x height (default {MASK})")
     p.add_argument("--retain", type=float, default=RETAIN,
                    help=f"flag when this fraction of the margin over the majority baseline survives masking "
                         f"(default {RETAIN})")
@@ -43,7 +61,7 @@ def add_probe_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "or a column of a csv dataset's CSV (default: the dataset's 'source', when it has one)")
     p.add_argument("--warn-auc", type=float, default=WARN_AUC,
                    help=f"warn when the source probe's AUC exceeds this (default {WARN_AUC})")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--device", default="auto", choices=DEVICES)
     p.set_defaults(func=probe_command)
     return p
 
@@ -54,7 +72,8 @@ def probe_command(args: argparse.Namespace) -> int:
     from cxrbench.probes.run import run_probes
     from cxrbench.results.store import RunStore
 
-    result = run_probes(args.run, results_root=args.results, geometry=args.mask, retain=args.retain,
+    geometry = args.mask if args.mask is not None else _geometry(MASK)
+    result = run_probes(args.run, results_root=args.results, geometry=geometry, retain=args.retain,
                         min_margin=args.min_margin, source_column=args.source_column, warn_auc=args.warn_auc,
                         device=args.device)
     if args.json:

@@ -7,6 +7,11 @@ from pathlib import Path
 from typing import Any
 
 
+def add_parsers(sub: Any) -> None:
+    """``report``."""
+    add_report_parser(sub)
+
+
 def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``report`` to the ``cxrbench`` subcommands; returns its parser."""
     p = subparsers.add_parser(

@@ -1,0 +1,7 @@
+"""``python -m cxrbench.cli``: the ``cxrbench`` command."""
+
+import sys
+
+from cxrbench.cli import main
+
+sys.exit(main())

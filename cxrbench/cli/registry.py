@@ -1,0 +1,88 @@
+"""The registry listings: ``cxrbench models``, ``datasets`` (and ``datasets describe``), ``metrics``,
+``plugins``. Each loads the plugins when it runs; ``models`` builds no model unless ``--params``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from cxrbench.cli import datasets as datasets_cmd
+from cxrbench.cli.console import print_table
+
+
+def _registry() -> Any:
+    from cxrbench.plugins import get_registry
+
+    return get_registry()
+
+
+def add_parsers(sub: Any) -> None:
+    """``models``, ``datasets`` (with ``describe``), ``metrics``, ``plugins``."""
+    p = sub.add_parser("models", help="list registered models")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--params", action="store_true", help="also count parameters (slower)")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("datasets", help="list registered datasets")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_datasets)
+    datasets_cmd.add_describe_parser(p)  # `cxrbench datasets describe NAME --root PATH`; plain `datasets` lists
+
+    p = sub.add_parser("metrics", help="list registered metrics")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_metrics)
+
+    p = sub.add_parser("plugins", help="list plugins, their hooks and load errors")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--check", action="store_true", help="exit 1 if any plugin failed to load")
+    p.set_defaults(func=cmd_plugins)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from cxrbench.models.info import model_info
+
+    rows = [model_info(spec, with_params=args.params) for spec in _registry().models.values()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        cols = ["name", "family", "plugin", "default_input_size", "supports_pretrained", "paper"]
+        if args.params:
+            cols.insert(4, "params")
+        print_table(f"{len(rows)} models", rows, cols)
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    rows = [{"name": s.name, "tasks": list(s.tasks), "synthetic": s.synthetic, "plugin": s.plugin,
+             "description": s.description, "source": s.source, "layout": s.layout}
+            for s in _registry().datasets.values()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print_table(f"{len(rows)} datasets", [r | {"tasks": ", ".join(r["tasks"])} for r in rows],
+                    ["name", "tasks", "synthetic", "plugin", "description"])
+    return 0
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    rows = [{"name": s.name, "tasks": list(s.tasks), "higher_is_better": s.higher_is_better, "plugin": s.plugin,
+             "description": s.description} for s in _registry().metrics.values()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print_table(f"{len(rows)} metrics", [r | {"tasks": ", ".join(r["tasks"])} for r in rows],
+                    ["name", "tasks", "higher_is_better", "plugin", "description"])
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    """Every plugin with its hooks and load error; with ``--check`` 1 when any failed."""
+    registry = _registry()
+    rows = [p.as_dict() for p in registry.plugins]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print_table("plugins", [r | {"hooks": ", ".join(r["hooks"]), "error": r["error"] or ""} for r in rows],
+                    ["name", "distribution", "version", "builtin", "hooks", "error"])
+    return 1 if any(p.error for p in registry.plugins) and args.check else 0
