@@ -3,15 +3,37 @@
 Parameter counts follow torchvision's definitions (e.g. MobileNetV2 with 14 classes has
 2,241,806 parameters); MobileNet v1 comes from timm (torchvision has none), LeNet-5 and
 ShuffleNet v1 are implemented in :mod:`cxrbench.models`.
+
+Registering imports no torch: each builder is a picklable ``partial`` over a function here that
+imports :mod:`cxrbench.models.baselines` when a model is built, so ``cxrbench models`` and
+``cxrbench validate`` stay fast.
 """
 
 from __future__ import annotations
 
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
 from cxrbench.hookspecs import hookimpl
-from cxrbench.models.baselines import build_lenet, build_shufflenet_v1, timm_builder, torchvision_builder
-from cxrbench.models.lenet import LeNetParams
-from cxrbench.models.shufflenet_v1 import ShuffleNetV1Params
-from cxrbench.specs import ModelSpec
+from cxrbench.models.params import LeNetParams, ShuffleNetV1Params
+from cxrbench.specs import BuildRequest, ModelSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch.nn as nn
+
+
+
+def _baseline(req: BuildRequest, *, builder: str, **kwargs: Any) -> nn.Module:
+    """``cxrbench.models.baselines.<builder>(req, **kwargs)``, imported on call (the module imports torch)."""
+    from cxrbench.models import baselines
+
+    return getattr(baselines, builder)(req, **kwargs)
+
+
+def _lazy(builder: str, **kwargs: Any) -> Any:
+    """A picklable builder calling :mod:`cxrbench.models.baselines`' ``builder`` with ``kwargs``."""
+    return partial(_baseline, builder=builder, **kwargs)
+
 
 TV_LICENSE = "BSD-3-Clause (torchvision ImageNet weights)"
 TV_NOTE = "torchvision `{arch}`; first conv replaced for in_chans != 3 (pretrained: RGB kernel summed)."
@@ -24,7 +46,8 @@ def _tv(name: str, *, family: str, paper: str, classifier: str, first_conv: str,
     arch = arch or name
     note = TV_NOTE.format(arch=arch) + (f" dropout -> `{dropout_arg}`." if dropout_arg else NO_DROPOUT)
     return ModelSpec(
-        name=name, build=torchvision_builder(arch, classifier, first_conv, dropout_arg, relu_head),
+        name=name, build=_lazy("build_torchvision", arch=arch, classifier=classifier, first_conv=first_conv,
+                                dropout_arg=dropout_arg, relu_head=relu_head),
         family=family, paper=paper, default_input_size=224, classifier=classifier, first_conv=first_conv,
         stages=stages, cam_layer=cam_layer, weights_license=TV_LICENSE, supports_pretrained=True,
         notes=(note + " " + notes).strip(),
@@ -61,7 +84,7 @@ def baseline_specs() -> list[ModelSpec]:
     """The built-in baselines."""
     return [
         ModelSpec(
-            name="lenet", build=build_lenet, family="LeNet",
+            name="lenet", build=_lazy("build_lenet"), family="LeNet",
             paper="LeCun, Bottou, Bengio & Haffner. Gradient-based learning applied to document "
                   "recognition. Proc. IEEE 86(11), 1998.",
             default_input_size=224, params_schema=LeNetParams, classifier="fc3", first_conv="conv1",
@@ -108,7 +131,7 @@ def baseline_specs() -> list[ModelSpec]:
             stages=("features.0", "features.3", "features.6", "features.9"),
             cam_layer="features.12", dropout_arg="dropout", relu_head="classifier.2", notes=SQUEEZE_NOTE),
         ModelSpec(
-            name="mobilenet_v1", build=timm_builder("mobilenetv1_100"), family="MobileNet",
+            name="mobilenet_v1", build=_lazy("build_timm", arch="mobilenetv1_100"), family="MobileNet",
             paper="Howard et al. MobileNets: Efficient Convolutional Neural Networks for Mobile Vision "
                   "Applications. arXiv:1704.04861, 2017.",
             default_input_size=224, classifier="classifier", first_conv="conv_stem",
@@ -136,7 +159,7 @@ def baseline_specs() -> list[ModelSpec]:
             stages=("features.0", "features.1", "features.2", "features.4", "features.9", "features.12"),
             cam_layer="features.12", dropout_arg="dropout", notes="Stages split at each stride-2 block."),
         ModelSpec(
-            name="shufflenet_v1", build=build_shufflenet_v1, family="ShuffleNet",
+            name="shufflenet_v1", build=_lazy("build_shufflenet_v1"), family="ShuffleNet",
             paper="Zhang, Zhou, Lin & Sun. ShuffleNet: An Extremely Efficient Convolutional Neural Network "
                   "for Mobile Devices. CVPR 2018.",
             default_input_size=224, params_schema=ShuffleNetV1Params, classifier="fc", first_conv="conv1.0",

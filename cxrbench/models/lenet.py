@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict
 
-
-class LeNetParams(BaseModel):
-    """``head``: how the 16-channel feature map reaches the 120-unit layer.
-
-    ``flatten`` (default) flattens the whole map, so ``fc1`` grows with the input size (this is
-    the LR-Net paper's LeNet: 5,612,046 parameters and 56.2 M MACs at 224 px, 3 channels, 2
-    classes); ``adaptive`` average-pools it to the classic 5x5 first (61,326 parameters).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    head: Literal["flatten", "adaptive"] = "flatten"
+from cxrbench.models.params import LeNetParams  # noqa: F401 - re-exported
 
 
 def _feature_side(image_size: int) -> int:

@@ -10,24 +10,16 @@ output; the first 1x1 conv of stage 2 is not grouped (its input has only 24 chan
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict
+
+from cxrbench.models.params import ShuffleNetV1Params  # noqa: F401 - re-exported
 
 STAGE_REPEATS = (4, 8, 4)
 STAGE_CHANNELS = {1: (144, 288, 576), 2: (200, 400, 800), 3: (240, 480, 960), 4: (272, 544, 1088),
                   8: (384, 768, 1536)}
 """Output channels of stages 2-4 at 1x width, per number of groups (paper Table 1)."""
-
-
-class ShuffleNetV1Params(BaseModel):
-    """``groups``: number of groups of the 1x1 convolutions (the paper's g; 3 by default)."""
-
-    model_config = ConfigDict(extra="forbid")
-    groups: Literal[1, 2, 3, 4, 8] = 3
 
 
 def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> list[nn.Module]:
