@@ -70,8 +70,10 @@ def test_doctor_json_reports_the_machine(machine, capsys):
                                "exists": True, "files": 2, "bytes": 1334}
     data = report["data"]
     assert (data["path"], data["exists"], data["folders"]) == (str(machine.data), True, ["chest_xray"])
-    for entry in data["datasets"]:  # datasets declaring a default folder: found exactly when it is there
-        assert entry["exists"] == (machine.data / entry["folder"]).is_dir()
+    defaults = {d["dataset"]: (d["folder"], d["exists"]) for d in data["datasets"]}
+    assert defaults["kermany"] == ("chest_xray", True)
+    assert defaults["lung_xray"] == ("lung_xray", False) and defaults["chestxray14"] == ("chestxray14", False)
+    assert "synthetic_cxr" not in defaults  # reads no folder
 
     plugins = {p["name"]: p for p in report["plugins"]["plugins"]}
     assert plugins["boom_plugin"]["error"] == "register_models raised RuntimeError: boom"

@@ -27,8 +27,6 @@ DICOM_SYNTAXES = ("RLELossless", "JPEGBaseline8Bit", "JPEGExtended12Bit", "JPEGL
 """Compressed transfer syntaxes (``pydicom.uid`` names) whose pixel-data plugins are listed."""
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
 """Executables the report's browser test (tests/test_report_browser.py) looks for on PATH."""
-DATA_ENV = "CXRBENCH_DATA"
-"""The data folder variable (as :mod:`cxrbench.data` reads it)."""
 
 
 def add_parsers(sub: Any) -> None:
@@ -142,6 +140,8 @@ def cache_status() -> dict[str, Any]:
 def data_status(datasets: Mapping[str, Any] | None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The folders directly under ``$CXRBENCH_DATA`` and, per dataset with a default folder, whether
     that folder is there (``datasets``: name -> spec with ``default_folder``)."""
+    from cxrbench.data.loading import DATA_ENV
+
     environ = os.environ if environ is None else environ
     value = environ.get(DATA_ENV)
     root = Path(os.path.expanduser(value)) if value else None
@@ -149,7 +149,7 @@ def data_status(datasets: Mapping[str, Any] | None, environ: Mapping[str, str] |
     folders = sorted(p.name for p in root.iterdir() if p.is_dir()) if exists else []
     per_dataset = []
     for name, spec in (datasets or {}).items():
-        folder = getattr(spec, "default_folder", None)
+        folder = spec.default_folder
         if folder:
             per_dataset.append({"dataset": name, "folder": folder,
                                 "exists": bool(exists and (root / folder).is_dir())})

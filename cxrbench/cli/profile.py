@@ -10,9 +10,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cxrbench.errors import CxrbenchError, ResultsError
 
