@@ -25,7 +25,7 @@ from cxrbench.data.datasets.common import file_table, list_images  # noqa: E402
 from cxrbench.data.describe import describe_table  # noqa: E402
 from cxrbench.data.dicom_writer import CR, write_dicom  # noqa: E402
 from cxrbench.errors import DatasetError  # noqa: E402
-from cxrbench.specs import DataRequest  # noqa: E402
+from cxrbench.data.loading import load_dataset  # noqa: E402
 
 S = 64  # >= 32 px: OpenJPEG refuses smaller images with its default resolution levels
 
@@ -294,8 +294,7 @@ def test_image_folder_of_dicoms_loads_decodes_caches_and_describes(tmp_path):
     expected = _dicom_tree(tmp_path / "d")
     assert [p.name for p in list_images(tmp_path / "d")] == ["pat01_a.dcm", "pat01_b.dcm", "IM000004",
                                                              "pat02_a.DICOM"]
-    table = folder.load(DataRequest(task="binary", classes=("normal", "pneumonia"), root=str(tmp_path / "d"),
-                                    options={}))
+    table = load_dataset(folder.SPEC, "binary", ("normal", "pneumonia"), tmp_path / "d")
     assert sorted(table.ids) == sorted(expected) and table.labels.tolist() == [0, 0, 1, 1]
     got = load_images(table, S, 1, dataset="image_folder", cache_dir=tmp_path / "cache")
     assert not got.hit and got.bad == [] and got.keep.tolist() == [0, 1, 2, 3]
@@ -313,8 +312,7 @@ def test_csv_of_dicoms_and_a_truncated_row_reported_once(tmp_path):
     bad.write_bytes(bad.read_bytes()[:-500])
     rows = ["path,label"] + [f"{rel},{rel.split('/')[0]}" for rel in expected] + ["pneumonia/cut.dcm,pneumonia"]
     (tmp_path / "d" / "labels.csv").write_text("\n".join(rows) + "\n")
-    table = csv_table.load(DataRequest(task="binary", classes=("normal", "pneumonia"),
-                                       root=str(tmp_path / "d" / "labels.csv"), options={}))
+    table = load_dataset(csv_table.SPEC, "binary", ("normal", "pneumonia"), tmp_path / "d" / "labels.csv")
     got = load_images(table, S, 1, dataset="csv", use_cache=False)
     assert got.keep.tolist() == [0, 1, 2, 3]
     for j, rel in enumerate(expected):
