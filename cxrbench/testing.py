@@ -36,6 +36,14 @@ from cxrbench.specs import BuildRequest, DatasetSpec, ModelSpec, SampleTable, Ta
 BATCH = 2
 
 
+def request_for(spec: ModelSpec, **kwargs: Any) -> BuildRequest:
+    """The :class:`BuildRequest` the core hands ``spec``'s builder (params validated by its schema,
+    224 px unless ``image_size`` is given): what a plugin's own tests should build with."""
+    from cxrbench.models.factory import build_request
+
+    return build_request(spec, **({"image_size": 224} | kwargs))
+
+
 def _require(cond: bool, spec: ModelSpec, msg: str) -> None:
     if not cond:
         raise AssertionError(f"model spec {spec.name!r}: {msg}")

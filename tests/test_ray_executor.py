@@ -19,9 +19,10 @@ from cxrbench.engine.progress import JobTable
 from cxrbench.engine.runner import run_suite, with_executor
 from cxrbench.errors import CxrbenchError, SuiteError
 from cxrbench.hookspecs import hookimpl
-from cxrbench.plugins import Registry, load_plugin_manager
+from cxrbench.plugins import Registry, get_registry, load_plugin_manager
 from cxrbench.results.store import RunStore
 from cxrbench.specs import ModelSpec
+from cxrbench.suite.checks import check_suite
 from cxrbench.suite.loader import load_suite, protocol_hash
 
 pytestmark = pytest.mark.ray
@@ -187,8 +188,10 @@ def test_executor_overrides_do_not_change_the_protocol(suite_file):
     assert protocol_hash(ray) == protocol_hash(suite)
     with pytest.raises(SuiteError, match="--address"):
         with_executor(suite, None, "auto")
+    with pytest.raises(SuiteError, match="executor.name: unknown executor 'dask'"):  # executors are plugins:
+        check_suite(with_executor(suite, "dask"), get_registry(), str(path))       # checked against the registry
     with pytest.raises(SuiteError):
-        with_executor(suite, "dask")
+        with_executor(suite, "not a name!")
     assert load_suite(suite_file(executor="ray")).executor.name == "ray"  # shorthand
     with pytest.raises(SuiteError, match="num_gpus"):
         load_suite(suite_file(executor={"name": "ray", "num_gpus": -1}))

@@ -9,7 +9,7 @@ import torch
 from pydantic import ValidationError
 
 from cxrbench.errors import WeightsError
-from cxrbench.specs import BuildRequest
+from cxrbench.testing import request_for
 from cxrbench_lrnet.model import LRBlock
 from cxrbench_lrnet.params import LRNetParams
 from cxrbench_lrnet.plugin import LRNET, build_lrnet
@@ -56,22 +56,22 @@ def test_hand_formula_gives_the_paper_count():
 
 @pytest.mark.parametrize("in_chans,classes", [(3, 2), (1, 2), (3, 14), (1, 3)])
 def test_param_count_matches_hand_formula(in_chans, classes):
-    model = build_lrnet(BuildRequest(num_classes=classes, in_chans=in_chans))
+    model = build_lrnet(request_for(LRNET, num_classes=classes, in_chans=in_chans))
     assert n_params(model) == hand_count(in_chans, classes, 224)[0]
 
 
 def test_default_has_exactly_the_paper_param_count():
-    assert n_params(build_lrnet(BuildRequest(num_classes=2, in_chans=3))) == PAPER_PARAMS
+    assert n_params(build_lrnet(request_for(LRNET, num_classes=2, in_chans=3))) == PAPER_PARAMS
 
 
 def test_batchnorm_variant_param_count():
-    model = build_lrnet(BuildRequest(num_classes=2, params=LRNetParams(norm="bn")))
+    model = build_lrnet(request_for(LRNET, num_classes=2, params=LRNetParams(norm="bn")))
     assert n_params(model) == hand_count(3, 2, 224, norm="bn")[0]
 
 
 def test_macs_match_hand_count_and_paper():
     ptflops = pytest.importorskip("ptflops")
-    model = build_lrnet(BuildRequest(num_classes=2, in_chans=3)).eval()
+    model = build_lrnet(request_for(LRNET, num_classes=2, in_chans=3)).eval()
     macs, params = ptflops.get_model_complexity_info(model, (3, 224, 224), as_strings=False,
                                                      print_per_layer_stat=False, backend="aten")
     assert params == PAPER_PARAMS
@@ -95,7 +95,7 @@ def test_lr_block_is_two_depthwise_separable_convs():
 
 @pytest.mark.parametrize("in_chans", [1, 3])
 def test_forward_shape_small_input(in_chans):
-    model = build_lrnet(BuildRequest(num_classes=3, in_chans=in_chans, image_size=64, dropout=0.2)).eval()
+    model = build_lrnet(request_for(LRNET, num_classes=3, in_chans=in_chans, image_size=64, dropout=0.2)).eval()
     with torch.no_grad():
         assert model(torch.randn(2, in_chans, 64, 64)).shape == (2, 3)
 
@@ -112,18 +112,18 @@ def test_params_are_validated():
 
 def test_custom_layout_is_built():
     p = LRNetParams(stem_channels=8, widths=(8, 16, 32), depths=(1, 2, 1))
-    model = build_lrnet(BuildRequest(num_classes=2, params=p))
+    model = build_lrnet(request_for(LRNET, num_classes=2, params=p))
     assert n_params(model) == hand_count(3, 2, 224, c0=8, widths=(8, 16, 32), depths=(1, 2, 1))[0]
 
 
 def test_pretrained_is_refused():
     assert not LRNET.supports_pretrained
     with pytest.raises(WeightsError):
-        build_lrnet(BuildRequest(num_classes=2, pretrained=True))
+        build_lrnet(request_for(LRNET, num_classes=2, pretrained=True))
 
 
 def test_spec_paths_exist():
-    model = build_lrnet(BuildRequest(num_classes=2))
+    model = build_lrnet(request_for(LRNET, num_classes=2))
     modules = dict(model.named_modules())
     assert isinstance(modules[LRNET.first_conv], torch.nn.Conv2d)
     assert isinstance(modules[LRNET.classifier], torch.nn.Linear)

@@ -10,7 +10,7 @@ import torchvision
 from pydantic import ValidationError
 
 from cxrbench.errors import WeightsError
-from cxrbench.specs import BuildRequest
+from cxrbench.testing import request_for
 from cxrbench_mdconv.mdconv import MDConv, split_channels
 from cxrbench_mdconv.models import MobileNetV2MDConvParams, MobileNetV3MDConvParams
 from cxrbench_mdconv.plugin import MOBILENETV2_MDCONV, MOBILENETV3_MDCONV
@@ -83,7 +83,7 @@ def _mdconvs(model: torch.nn.Module) -> dict[str, MDConv]:
 
 
 def test_default_is_layer5_the_stride2_64_channel_row():
-    model = MOBILENETV2_MDCONV.build(BuildRequest(num_classes=14))
+    model = MOBILENETV2_MDCONV.build(request_for(MOBILENETV2_MDCONV, num_classes=14))
     md = _mdconvs(model)  # in module order
     assert list(md) == [f"features.{i}.conv.1.0" for i in (7, 8, 9, 10)]
     assert [m.channels for m in md.values()] == LAYER5_HIDDEN
@@ -97,7 +97,7 @@ def test_stage_selection():
     assert layers("layer5") == layers(5) == layers(["layer5"]) == (5,)
     assert layers("all") == (2, 3, 4, 5, 6, 7, 8)
     assert layers([7, "layer5"]) == (5, 7)
-    model = MOBILENETV2_MDCONV.build(BuildRequest(num_classes=2, params=MobileNetV2MDConvParams(stages="all")))
+    model = MOBILENETV2_MDCONV.build(request_for(MOBILENETV2_MDCONV, num_classes=2, params=MobileNetV2MDConvParams(stages="all")))
     assert len(_mdconvs(model)) == 17  # every inverted-residual block
     for bad in ("layer1", "layer9", 0, "conv5", []):
         with pytest.raises(ValidationError):
@@ -106,7 +106,7 @@ def test_stage_selection():
 
 def test_kernel_and_split_params():
     p = MobileNetV2MDConvParams(kernel_sizes=(3, 5, 7), split=(2, 1, 1))
-    md = _mdconvs(MOBILENETV2_MDCONV.build(BuildRequest(num_classes=2, params=p)))
+    md = _mdconvs(MOBILENETV2_MDCONV.build(request_for(MOBILENETV2_MDCONV, num_classes=2, params=p)))
     assert [m.splits for m in md.values()][0] == [96, 48, 48]
     for bad in ({"kernel_sizes": (3, 4)}, {"split": (1, 1, 1)}, {"kernel_sizes": ()}, {"oops": 1}):
         with pytest.raises(ValidationError):
@@ -114,18 +114,18 @@ def test_kernel_and_split_params():
 
 
 def test_v3_all_blocks_replaced_hand_count():
-    model = MOBILENETV3_MDCONV.build(BuildRequest(num_classes=14))
+    model = MOBILENETV3_MDCONV.build(request_for(MOBILENETV3_MDCONV, num_classes=14))
     md = _mdconvs(model)
     assert [m.channels for m in md.values()] == [c for c, _ in V3_BLOCKS]
     assert n_params(model) == MOBILENET_V3L_14 + sum(mdconv_delta(c, k) for c, k in V3_BLOCKS)
-    part = MOBILENETV3_MDCONV.build(BuildRequest(num_classes=14, params=MobileNetV3MDConvParams(stages=[1, 4])))
+    part = MOBILENETV3_MDCONV.build(request_for(MOBILENETV3_MDCONV, num_classes=14, params=MobileNetV3MDConvParams(stages=[1, 4])))
     assert len(_mdconvs(part)) == 2
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
 @pytest.mark.parametrize("in_chans", [1, 3])
 def test_forward_shape(spec, in_chans):
-    model = spec.build(BuildRequest(num_classes=14, in_chans=in_chans, task="multilabel", image_size=64)).eval()
+    model = spec.build(request_for(spec, num_classes=14, in_chans=in_chans, task="multilabel", image_size=64)).eval()
     with torch.no_grad():
         assert model(torch.randn(2, in_chans, 64, 64)).shape == (2, 14)
 
@@ -139,7 +139,7 @@ def test_paper_cost_at_448():
         return ptflops.get_model_complexity_info(model.eval(), (3, 448, 448), as_strings=False,
                                                  print_per_layer_stat=False, backend="aten")[0]
 
-    model = MOBILENETV2_MDCONV.build(BuildRequest(num_classes=14, image_size=448))
+    model = MOBILENETV2_MDCONV.build(request_for(MOBILENETV2_MDCONV, num_classes=14, image_size=448))
     ours = macs(model)
     assert abs(n_params(model) / PAPER_PARAMS - 1) < 0.05
     assert abs(ours / PAPER_MACS - 1) < 0.05
@@ -151,13 +151,13 @@ def test_pretrained_refused():
     for spec in SPECS:
         assert not spec.supports_pretrained
         with pytest.raises(WeightsError):
-            spec.build(BuildRequest(num_classes=2, pretrained=True))
+            spec.build(request_for(spec, num_classes=2, pretrained=True))
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
 def test_spec_is_picklable_and_paths_exist(spec):
     assert pickle.loads(pickle.dumps(spec)).name == spec.name
-    modules = dict(spec.build(BuildRequest(num_classes=3)).named_modules())
+    modules = dict(spec.build(request_for(spec, num_classes=3)).named_modules())
     assert isinstance(modules[spec.first_conv], torch.nn.Conv2d)
     assert isinstance(modules[spec.classifier], torch.nn.Linear)
     assert all(s in modules for s in (*spec.stages, spec.cam_layer))

@@ -11,7 +11,7 @@ import torchvision
 
 from cxrbench.errors import WeightsError
 from cxrbench.models.hub import torch_hub_cached_path
-from cxrbench.specs import BuildRequest
+from cxrbench.testing import request_for
 from cxrbench_resnet_transfer.models import ResNet50TransferParams
 from cxrbench_resnet_transfer.plugin import RESNET18_FINETUNE, RESNET18_SCRATCH, RESNET50_TRANSFER
 
@@ -43,7 +43,7 @@ def hub_dir(tmp_path, monkeypatch):
     (RESNET18_FINETUNE, 2, head_swap(RESNET18_1000, 512, 2)),
 ])
 def test_param_counts(spec, classes, expected):
-    assert n_params(spec.build(BuildRequest(num_classes=classes))) == expected
+    assert n_params(spec.build(request_for(spec, num_classes=classes))) == expected
 
 
 def test_published_counts_in_notes():
@@ -54,15 +54,15 @@ def test_published_counts_in_notes():
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
 @pytest.mark.parametrize("in_chans", [1, 3])
 def test_forward_shape(spec, in_chans):
-    model = spec.build(BuildRequest(num_classes=3, in_chans=in_chans, image_size=64)).eval()
+    model = spec.build(request_for(spec, num_classes=3, in_chans=in_chans, image_size=64)).eval()
     with torch.no_grad():
         assert model(torch.randn(2, in_chans, 64, 64)).shape == (2, 3)
     assert model.conv1.in_channels == in_chans
 
 
 def test_one_channel_stem_has_a_third_of_the_weights():
-    rgb = RESNET18_SCRATCH.build(BuildRequest(num_classes=2, in_chans=3))
-    grey = RESNET18_SCRATCH.build(BuildRequest(num_classes=2, in_chans=1))
+    rgb = RESNET18_SCRATCH.build(request_for(RESNET18_SCRATCH, num_classes=2, in_chans=3))
+    grey = RESNET18_SCRATCH.build(request_for(RESNET18_SCRATCH, num_classes=2, in_chans=1))
     assert n_params(rgb) - n_params(grey) == 64 * 2 * 7 * 7
 
 
@@ -72,7 +72,7 @@ def test_pretrained_loads_cached_file_and_adapts(hub_dir):
     path = torch_hub_cached_path(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url)
     path.parent.mkdir(parents=True)
     torch.save(reference, path)
-    model = RESNET18_FINETUNE.build(BuildRequest(num_classes=2, in_chans=1, pretrained=True))
+    model = RESNET18_FINETUNE.build(request_for(RESNET18_FINETUNE, num_classes=2, in_chans=1, pretrained=True))
     torch.testing.assert_close(model.conv1.weight, reference["conv1.weight"].sum(1, keepdim=True))
     torch.testing.assert_close(model.layer4[1].conv2.weight, reference["layer4.1.conv2.weight"])
     torch.testing.assert_close(model.bn1.running_mean, reference["bn1.running_mean"])
@@ -83,14 +83,14 @@ def test_pretrained_loads_cached_file_and_adapts(hub_dir):
 def test_pretrained_offline_fails_fast_with_the_file_to_fetch(spec, hub_dir):
     start = time.perf_counter()
     with pytest.raises(WeightsError, match=r"resnet(18|50)-[0-9a-f]+\.pth"):
-        spec.build(BuildRequest(num_classes=2, pretrained=True))
+        spec.build(request_for(spec, num_classes=2, pretrained=True))
     assert time.perf_counter() - start < 5
 
 
 def test_resnet50_weights_version_is_validated(hub_dir):
     assert ResNet50TransferParams().imagenet_weights == "IMAGENET1K_V1"
     with pytest.raises(WeightsError, match="resnet50-11ad3fa6"):  # the V2 file
-        RESNET50_TRANSFER.build(BuildRequest(num_classes=3, pretrained=True,
+        RESNET50_TRANSFER.build(request_for(RESNET50_TRANSFER, num_classes=3, pretrained=True,
                                              params=ResNet50TransferParams(imagenet_weights="IMAGENET1K_V2")))
     with pytest.raises(ValueError):
         ResNet50TransferParams(imagenet_weights="V3")
@@ -99,13 +99,13 @@ def test_resnet50_weights_version_is_validated(hub_dir):
 def test_scratch_refuses_pretrained():
     assert not RESNET18_SCRATCH.supports_pretrained
     with pytest.raises(WeightsError, match="scratch"):
-        RESNET18_SCRATCH.build(BuildRequest(num_classes=2, pretrained=True))
+        RESNET18_SCRATCH.build(request_for(RESNET18_SCRATCH, num_classes=2, pretrained=True))
 
 
 def test_finetune_backbone_freeze_leaves_only_fc():
     from cxrbench.models.factory import create_model
 
-    model = create_model(RESNET18_FINETUNE, BuildRequest(num_classes=2), freeze="backbone")
+    model = create_model(RESNET18_FINETUNE, request_for(RESNET18_FINETUNE, num_classes=2), freeze="backbone")
     assert n_params(model, trainable=True) == 512 * 2 + 2
     assert {n for n, p in model.named_parameters() if p.requires_grad} == {"fc.weight", "fc.bias"}
 
@@ -113,7 +113,7 @@ def test_finetune_backbone_freeze_leaves_only_fc():
 def test_resnet50_early_stage_freeze():
     from cxrbench.models.factory import create_model
 
-    model = create_model(RESNET50_TRANSFER, BuildRequest(num_classes=3), freeze="stages:3")
+    model = create_model(RESNET50_TRANSFER, request_for(RESNET50_TRANSFER, num_classes=3), freeze="stages:3")
     frozen = {n.split(".")[0] for n, p in model.named_parameters() if not p.requires_grad}
     assert frozen == {"conv1", "bn1", "layer1", "layer2"}
 
