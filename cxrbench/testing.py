@@ -10,7 +10,7 @@ In a plugin's test suite::
         check_dataset_spec(my_plugin.MY_DATASET, root=make_tiny_copy(tmp_path), options={"x": 1})
 
 Each check raises :class:`AssertionError` with a message naming the spec and what is wrong.
-(Over 400 lines: the model and the dataset checks stay in one module, the one plugin authors import.)
+About 420 lines because the model and the dataset checks stay in one module, the one plugin authors import.
 """
 
 from __future__ import annotations
