@@ -12,7 +12,6 @@ from cxrbench.results.predictions import predictions_csv, read_predictions, writ
 from cxrbench.results.store import RunStore, imported_latency_dir, safe_name, write_atomic, write_json_atomic
 from cxrbench.specs import Predictions
 
-ROOT = Path(__file__).resolve().parents[1] / "cxrbench"
 
 
 def test_every_run_path(tmp_path):

@@ -39,41 +39,37 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=cmd_plugins)
 
 
+def _listing(args: argparse.Namespace, title: str, rows: list[dict[str, Any]], columns: list[str]) -> int:
+    """``rows`` as JSON (``--json``) or as a table of ``columns`` (list values joined)."""
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        shown = [{k: ", ".join(v) if isinstance(v, list) else v for k, v in r.items()} for r in rows]
+        print_table(f"{len(rows)} {title}", shown, columns)
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from cxrbench.models.info import model_info
 
     rows = [model_info(spec, with_params=args.params) for spec in _registry().models.values()]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        cols = ["name", "family", "plugin", "default_input_size", "supports_pretrained", "paper"]
-        if args.params:
-            cols.insert(4, "params")
-        print_table(f"{len(rows)} models", rows, cols)
-    return 0
+    cols = ["name", "family", "plugin", "default_input_size", "supports_pretrained", "paper"]
+    if args.params:
+        cols.insert(4, "params")
+    return _listing(args, "models", rows, cols)
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
     rows = [{"name": s.name, "tasks": list(s.tasks), "synthetic": s.synthetic, "plugin": s.plugin,
              "description": s.description, "source": s.source, "layout": s.layout}
             for s in _registry().datasets.values()]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        print_table(f"{len(rows)} datasets", [r | {"tasks": ", ".join(r["tasks"])} for r in rows],
-                    ["name", "tasks", "synthetic", "plugin", "description"])
-    return 0
+    return _listing(args, "datasets", rows, ["name", "tasks", "synthetic", "plugin", "description"])
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
     rows = [{"name": s.name, "tasks": list(s.tasks), "higher_is_better": s.higher_is_better, "plugin": s.plugin,
              "description": s.description} for s in _registry().metrics.values()]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        print_table(f"{len(rows)} metrics", [r | {"tasks": ", ".join(r["tasks"])} for r in rows],
-                    ["name", "tasks", "higher_is_better", "plugin", "description"])
-    return 0
+    return _listing(args, "metrics", rows, ["name", "tasks", "higher_is_better", "plugin", "description"])
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:

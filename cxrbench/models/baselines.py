@@ -84,8 +84,3 @@ def torchvision_builder(arch: str, classifier: str, first_conv: str, dropout_arg
     """A picklable builder for one torchvision architecture."""
     return partial(build_torchvision, arch=arch, classifier=classifier, first_conv=first_conv,
                    dropout_arg=dropout_arg, relu_head=relu_head)
-
-
-def timm_builder(arch: str) -> Builder:
-    """A picklable builder for one timm architecture."""
-    return partial(build_timm, arch=arch)
