@@ -112,6 +112,10 @@ class SampleTable:
     """(row, reason) of rows the dataset left out (e.g. with ``allow_missing``); run.json lists them."""
     notes: list[str] = field(default_factory=list)
     """Facts worth telling the user about the table (``cxrbench datasets describe`` prints them)."""
+    label_mask: np.ndarray | None = None
+    """Multilabel only: ``(N, K)`` bool, False where that row's label is not annotated (a class the
+    archive lacks, a blank, an uncertain label under ``uncertain: ignore``). Masked entries count in
+    neither the loss nor the metrics. None = every label known. See :mod:`cxrbench.data.label_space`."""
 
     def __len__(self) -> int:
         return len(self.ids)

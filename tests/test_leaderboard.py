@@ -48,7 +48,9 @@ def test_mean_std_and_order(tmp_path):
     a = board.rows.set_index("model").loc["a"]
     assert a.accuracy_mean == pytest.approx(np.mean([0.8, 0.9, 0.7]))
     assert a.accuracy_std == pytest.approx(np.std([0.8, 0.9, 0.7], ddof=1))
-    assert a.ci_low == pytest.approx(np.mean([0.75, 0.85, 0.65])) and a.n == 3
+    assert a.n == 3
+    # three jobs without predictions CSVs: no CI (the old mean of the three CI bounds is gone)
+    assert np.isnan(a.ci_low) and np.isnan(a.ci_high) and a.ci_method == "no CI"
 
 
 def test_lower_is_better_primary_sorts_ascending(tmp_path):
@@ -124,29 +126,56 @@ def _pred_csv(path: Path, ids, y_true, y_pred):
                   "prob_normal": prob[:, 0], "prob_pneumonia": prob[:, 1]}).to_csv(path, index=False)
 
 
-def test_paired_bootstrap_separates_a_clearly_better_model(tmp_path):
-    from cxrbench.leaderboard.significance import paired_bootstrap_p
-    from cxrbench.plugins import get_registry
-
+def _three_models_run(root: Path) -> RunStore:
+    """good (95% right), same (identical predictions) and coin (random) on the same 200 images."""
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 200)
     ids = [f"s{i}" for i in range(200)]
     good = np.where(rng.random(200) < 0.95, y, 1 - y)
     coin = rng.integers(0, 2, 200)
+    store = RunStore.create(root, "s", "r1")
+    store.write_header({"run_id": "r1", "suite_name": "s", "protocol_sha256": "p", "dataset": {"name": "d"},
+                        "suite": {"metrics": {"primary": "accuracy", "report": ["accuracy"], "bootstrap": 400},
+                                  "task": {"type": "binary", "classes": ["normal", "pneumonia"]},
+                                  "dataset": {"name": "d"}, "reference": None}})
+    order = np.random.default_rng(1).permutation(200)
     for name, pred in (("good", good), ("coin", coin), ("same", good)):
-        _pred_csv(tmp_path / f"{name}.csv", ids, y, pred)
-    store = RunStore(tmp_path)
-    store.write_header({"suite": {"task": {"type": "binary", "classes": ["normal", "pneumonia"]}}})
-    run = RunView(store)
-    rec = lambda name: (JobRecord(job_id=name, model=name, model_name=name, fold=0, seed=0,  # noqa: E731
-                                  predictions_path=f"{name}.csv"), run)
-    args = ("accuracy", True, get_registry())
-    assert paired_bootstrap_p([rec("good")], [rec("coin")], *args) <= 0.002
-    assert paired_bootstrap_p([rec("good")], [rec("same")], *args) == 1.0
-    # rows in a different order are re-aligned by sample id
-    shuffled = pd.read_csv(tmp_path / "coin.csv").sample(frac=1, random_state=0)
-    shuffled.to_csv(tmp_path / "coin2.csv", index=False)
-    assert paired_bootstrap_p([rec("good")], [rec("coin2")], *args) <= 0.002
+        if name == "coin":  # rows in another order are re-aligned by sample id
+            _pred_csv(store.dir / f"{name}.csv", [ids[i] for i in order], y[order], pred[order])
+        else:
+            _pred_csv(store.dir / f"{name}.csv", ids, y, pred)
+        store.write_record(JobRecord(job_id=job_id(name, 0, 0), model=name, model_name=name, fold=0, seed=0,
+                                     metrics={"accuracy": float(np.mean(pred == y))}, predictions_path=f"{name}.csv",
+                                     model_config_sha256="c"))
+    return store
+
+
+def test_groups_are_compare_models_letters_holm_and_p_vs_top_is_an_option(tmp_path):
+    from cxrbench.metrics.aggregate import FoldPredictions
+    from cxrbench.metrics.compare import compare_models
+    from cxrbench.plugins import get_registry
+    from cxrbench.results.predictions import read_predictions
+
+    store = _three_models_run(tmp_path)
+    (board,) = build_boards(load_runs(tmp_path))
+    rows = board.rows.set_index("model")
+    assert rows.loc["good", "group"] == rows.loc["same", "group"] == "a" and rows.loc["coin", "group"] == "b"
+    assert rows.p_vs_top.isna().all() and board.family.adjust == "holm"
+    tables = {m: [FoldPredictions(*(lambda s: (s.pred, s.sample_ids, s.patient_ids))(
+        read_predictions(store.dir / f"{m}.csv", ["normal", "pneumonia"], "binary")))] for m in ("good", "coin", "same")}
+    ref = compare_models(tables, get_registry().metric("accuracy").fn, n_resamples=400)
+    assert board.family.letters == ref.letters
+    assert [(p.a, p.b, p.p_adjusted) for p in board.family.pairs] == [(p.a, p.b, p.p_adjusted) for p in ref.pairs]
+    md = render_text([board], "markdown")
+    assert "| group" in md and "Holm" in md and "p vs #1" not in md
+    data = json.loads(render_text([board], "json"))[0]
+    assert {r["model"]: r["group"] for r in data["rows"]} == {"good": "a", "same": "a", "coin": "b"}
+    assert data["comparisons"]["adjust"] == "holm"
+    (bh,) = build_boards(load_runs(tmp_path), adjust="bh", p_vs_top=True)
+    p = bh.rows.set_index("model").p_vs_top
+    assert bh.family.adjust == "bh" and np.isnan(p.iloc[0]) and p["coin"] <= 0.005 and p.iloc[1:].notna().all()
+    assert p.loc[[m for m in ("good", "same") if m != bh.rows.model[0]][0]] == 1.0  # identical predictions
+    assert "p vs #1" in render_text([bh], "markdown")
 
 
 class _MissRatePlugin:
@@ -187,3 +216,61 @@ def test_plugin_metric_declared_lower_is_better_ranks_ascending_with_down_arrow(
     # an explicit registry is what decides: without the plugin the metric is unknown (higher counts as better)
     (plain,) = build_boards(load_runs(tmp_path), registry=Registry(*real_plugin_manager()))
     assert list(plain.rows.model) == ["a", "c", "b"]
+
+
+def _fold_run(root: Path, recalls_by_fold: list[float], per_fold: int = 20, reference=None) -> RunStore:
+    """One model, 5 folds (disjoint test rows, 2 images per patient), fold k's recall = recalls_by_fold[k]."""
+    store = RunStore.create(root, "s", "r1")
+    store.write_header({"run_id": "r1", "suite_name": "s", "protocol_sha256": "p", "synthetic": False,
+                        "dataset": {"name": "d"},
+                        "suite": {"metrics": {"primary": "recall", "report": ["recall"], "bootstrap": 500},
+                                  "task": {"type": "binary", "classes": ["normal", "pneumonia"]},
+                                  "dataset": {"name": "d"}, "reference": reference}})
+    (store.dir / "predictions").mkdir(exist_ok=True)
+    for fold, recall in enumerate(recalls_by_fold):
+        ids = [f"f{fold}i{i}" for i in range(per_fold)]
+        y = np.array([1] * (per_fold // 2) + [0] * (per_fold // 2))
+        n_hit = int(round(recall * (per_fold // 2)))
+        pred = np.where(y == 1, (np.arange(per_fold) < n_hit).astype(int), 0)
+        prob = np.eye(2)[pred] * 0.8 + 0.1
+        rel = f"predictions/m__fold{fold}.csv"
+        pd.DataFrame({"sample_id": ids, "patient_id": [f"f{fold}p{i // 2}" for i in range(per_fold)],
+                      "y_true": y, "y_pred": pred, "prob_normal": prob[:, 0], "prob_pneumonia": prob[:, 1]}
+                     ).to_csv(store.dir / rel, index=False)
+        store.write_record(JobRecord(job_id=job_id("m", fold, 0), model="m", model_name="m", fold=fold, seed=0,
+                                     metrics={"recall": recall}, ci={"recall": [0.2, 0.2]},
+                                     predictions_path=rel, model_config_sha256="c"))
+    return store
+
+
+def test_folds_ci_is_aggregate_of_pooled_out_of_fold_predictions(tmp_path):
+    from cxrbench.metrics.aggregate import FoldPredictions, aggregate
+    from cxrbench.plugins import get_registry
+    from cxrbench.results.predictions import read_predictions
+
+    store = _fold_run(tmp_path, [0.0, 0.2, 0.6, 0.8, 1.0],
+                      reference={"source": "paper", "models": {"m": {"recall": 0.2}}})
+    (board,) = build_boards(load_runs(tmp_path))
+    row = board.rows.iloc[0]
+    tables = [FoldPredictions(*(lambda s: (s.pred, s.sample_ids, s.patient_ids))(
+        read_predictions(store.dir / f"predictions/m__fold{k}.csv", ["normal", "pneumonia"], "binary")), fold=k)
+        for k in range(5)]
+    ref = aggregate(tables, get_registry().metric("recall").fn, n_resamples=500, confidence=0.95, seed=0)
+    assert (row.ci_low, row.ci_high) == (ref.low, ref.high)
+    assert row.ci_low < 0.52 < row.ci_high and row.ci_high - row.ci_low > 0.1  # not the degenerate [0.2, 0.2]
+    assert row.recall_point == pytest.approx(0.52)  # 26 of 50 positives, pooled
+    assert row.ci_unit == "patient" and row.ci_n_units == 50
+    comp = board.comparison().set_index(["model", "metric"])
+    assert comp.loc[("m", "recall"), "ci_excludes_paper"]  # the record CIs [0.2, 0.2] would have held 0.2
+    assert comp.loc[("m", "recall"), "ci_low"] == ref.low
+    assert "pooled out-of-fold predictions of 5 folds" in ref.method and ref.method == board.ci_note()
+    md = render_text([board], "markdown")
+    data = json.loads(render_text([board], "json"))[0]
+    assert ref.method in md and data["ci_method"] == ref.method and data["rows"][0]["ci_unit"] == "patient"
+    from rich.console import Console
+
+    from cxrbench.leaderboard.render import render_terminal
+
+    console = Console(file=io.StringIO(), width=400)
+    render_terminal([board], console)
+    assert ref.method in console.file.getvalue()

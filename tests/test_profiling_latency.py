@@ -254,3 +254,32 @@ def test_pareto_labels_name_the_front_and_never_overprint(tmp_path):
     svg = pareto_plot(pts, "accuracy", tmp_path / "p")[1].read_text()
     assert "front_model" in svg and "far_away" in svg and "hidden_a" in svg
     assert "hidden_b" not in svg  # would overprint hidden_a
+
+
+def test_summarize_carries_order_statistic_cis_of_median_and_p90():
+    from scipy.stats import binom
+
+    rng = np.random.default_rng(1)
+    samples = rng.lognormal(mean=2.0, sigma=0.5, size=200)
+    s = summarize(samples)
+    x = np.sort(samples)
+    for name, q in (("median", 0.5), ("p90", 0.9)):
+        # textbook: l = largest rank with F(l-1) <= 0.025, u = smallest with F(u-1) >= 0.975 (Binomial(n, q))
+        cdf = binom.cdf(np.arange(201), 200, q)
+        low = max(r for r in range(1, 201) if cdf[r - 1] <= 0.025)
+        up = min(r for r in range(1, 201) if cdf[r - 1] >= 0.975)
+        assert s[f"{name}_ci_ms"] == [x[low - 1], x[up - 1]]
+        assert s[f"{name}_ci_coverage"] == pytest.approx(cdf[up - 1] - cdf[low - 1]) and s[f"{name}_ci_coverage"] >= 0.95
+        assert s[f"{name}_ci_ms"][0] <= s[f"{name}_ms"] <= s[f"{name}_ci_ms"][1]
+    few = summarize(rng.lognormal(size=20))
+    assert few["p90_ci_ms"][1] is None  # 20 samples cannot bound the p90 from above
+
+
+def test_latency_record_and_leaderboard_cell_show_median_ci():
+    from cxrbench.leaderboard.render import _ci_ms
+    from cxrbench.results.latency import LatencyRecord
+
+    s = summarize(np.random.default_rng(2).lognormal(size=50))
+    rec = LatencyRecord(model="m", runtime="torch", threads=1, batch_size=1, **s)
+    assert rec.median_ci_ms == s["median_ci_ms"] and rec.p90_ci_coverage == s["p90_ci_coverage"]
+    assert _ci_ms([1.234, None]) == " [1.23, ?]" and _ci_ms(None) == ""

@@ -63,7 +63,8 @@ def test_leaderboard_shows_median_and_p90_per_device(profiled_run, capsys):
     text = capsys.readouterr().out
     assert "ms median / p90 ↓ box" in text
     for r in recs.values():
-        assert f"{r['median_ms']:.2f} / {r['p90_ms']:.2f}" in text
+        lo, hi = r["median_ci_ms"]
+        assert f"{r['median_ms']:.2f} [{lo:.2f}, {hi:.2f}] / {r['p90_ms']:.2f}" in text
 
     # an edge device's file adds a column; --device keeps one
     edge = dict(recs["lenet"], device_name="rpi5", median_ms=40.0, p90_ms=44.0, run=None, measured_at="2027-01-01")

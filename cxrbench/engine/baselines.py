@@ -62,14 +62,14 @@ def baseline_records(suite: Suite, data: PreparedData, registry: Registry, store
             y_true = labels[fold.test]
             preds = Predictions(y_true, prob, pred, suite.task.type, tuple(suite.task.classes),
                                 suite.task.positive_index)
-            scores = score(preds, suite.metrics.report, suite.metrics.primary, registry, suite.metrics.bootstrap,
-                           suite.metrics.confidence, seed=seed)
-            ids = [data.table.ids[i] for i in fold.test]
             patients = [data.table.patient_ids[i] for i in fold.test] if data.table.patient_ids else None
+            scores = score(preds, suite.metrics.report, suite.metrics.primary, registry, suite.metrics.bootstrap,
+                           suite.metrics.confidence, seed=seed, patients=patients)
+            ids = [data.table.ids[i] for i in fold.test]
             path = store.write_bytes(store.predictions_path(jid), predictions_csv(preds, ids, patients))
             metrics = {k_: v for k_, v in scores["metrics"].items() if k_ != "loss"}
             record = JobRecord(job_id=jid, model=baseline_key(kind), model_name=kind, fold=fold.index, seed=seed,
-                               kind="baseline", metrics=metrics, ci=scores["ci"],
+                               kind="baseline", metrics=metrics, ci=scores["ci"], ci_unit=scores["ci_unit"],
                                confusion_matrix=scores["confusion_matrix"], class_report=scores["class_report"],
                                predictions_path=store.relative(path), n_train=len(fold.train),
                                n_val=len(fold.val), n_test=len(fold.test), synthetic=data.synthetic,

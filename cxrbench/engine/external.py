@@ -39,10 +39,12 @@ def _scored(ext: ExternalSet, pred: Predictions, suite: Suite, registry: Registr
             seconds: float) -> tuple[dict[str, Any], bytes]:
     """The record entry and the predictions CSV bytes of one set."""
     m = suite.metrics
-    scores = score(pred, m.report, m.primary, registry, m.bootstrap, m.confidence, seed=seed)
+    scores = score(pred, m.report, m.primary, registry, m.bootstrap, m.confidence, seed=seed,
+                   patients=ext.patient_ids)
     csv = predictions_csv(pred, ext.ids, ext.patient_ids)
     entry = {"dataset": ext.dataset, "rows": ext.rows, "n": len(ext), "n_rows": ext.n_rows,
              "dropped": dict(ext.dropped), "metrics": scores["metrics"], "ci": scores["ci"],
+             "ci_unit": scores["ci_unit"],
              "confusion_matrix": scores["confusion_matrix"], "seconds": seconds, "predictions_path": None}
     return entry, csv
 

@@ -19,7 +19,8 @@ from cxrbench.leaderboard.table import Board
 from cxrbench.results.latency import latest_records, load_latency_records
 from cxrbench.results.store import LATENCY_DIR
 
-COLUMNS = ["model", "device", "runtime", "threads", "batch_size", "median_ms", "p90_ms", "iqr_over_median",
+COLUMNS = ["model", "device", "runtime", "threads", "batch_size", "median_ms", "median_ci_ms", "p90_ms",
+           "p90_ci_ms", "iqr_over_median",
            "unstable", "n_samples", "measured_at"]
 
 

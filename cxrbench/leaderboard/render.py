@@ -48,15 +48,17 @@ def display_frame(board: Board) -> pd.DataFrame:
                 shown["95% CI"] = "" if math.isnan(lo) else f"[{lo:.4f}, {hi:.4f}]"
         if not profile_only:
             shown.update(_external_cells(board, row))
+        if not profile_only and board.family is not None:
+            shown["group"] = row.get("group") or ""
         p = row.get("p_vs_top", math.nan)
-        if not profile_only:
+        if not profile_only and board.show_p_vs_top:
             shown["p vs #1"] = "" if p is None or math.isnan(p) else f"{p:.3f}"
         shown["params ↓"] = _count(row.get("params"), 1e6, "M")
         shown["MACs ↓"] = _count(row.get("macs"), 1e6, "M")
         for device in devices:
-            median, p90, unstable = latency.get(row["model"], {}).get(device, (None, None, False))
+            median, p90, unstable, ci = latency.get(row["model"], {}).get(device, (None, None, False, None))
             shown[f"ms median / p90 ↓ {device}"] = "" if p90 is None else \
-                f"{median:.2f} / {p90:.2f}" + (" ~" if unstable else "")
+                f"{median:.2f}{_ci_ms(ci)} / {p90:.2f}" + (" ~" if unstable else "")
         out.append(shown)
     return pd.DataFrame(out)
 
@@ -78,13 +80,22 @@ def external_note(board: Board) -> str:
             f"external_test; never trained on); Δ NAME = external minus internal test {board.primary}")
 
 
-def _latency_by_model(board: Board) -> tuple[list[str], dict[str, dict[str, tuple[float, float, bool]]]]:
-    """Devices (column order) and model -> device -> (median ms, p90 ms, unstable)."""
+def _ci_ms(ci: Any) -> str:
+    """`` [lo, hi]`` of a latency CI (``?`` for an unbounded side); empty for records without one."""
+    if not isinstance(ci, (list, tuple)) or len(ci) != 2:
+        return ""
+    side = lambda v: "?" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"  # noqa: E731
+    return f" [{side(ci[0])}, {side(ci[1])}]"
+
+
+def _latency_by_model(board: Board) -> tuple[list[str], dict[str, dict[str, tuple[float, float, bool, Any]]]]:
+    """Devices (column order) and model -> device -> (median ms, p90 ms, unstable, median CI)."""
     if board.latency is None or board.latency.empty:
         return [], {}
-    out: dict[str, dict[str, tuple[float, float, bool]]] = {}
+    out: dict[str, dict[str, tuple[float, float, bool, Any]]] = {}
     for r in board.latency.to_dict("records"):
-        out.setdefault(r["model"], {})[r["device"]] = (r["median_ms"], r["p90_ms"], bool(r.get("unstable")))
+        out.setdefault(r["model"], {})[r["device"]] = (r["median_ms"], r["p90_ms"], bool(r.get("unstable")),
+                                                       r.get("median_ci_ms"))
     return sorted(board.latency.device.unique()), out
 
 
@@ -127,13 +138,25 @@ def comparison_frame(board: Board) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def stats_note(board: Board) -> str:
+    """How the CI column (and the significance columns) were made."""
+    note = f"95% CI of {board.primary} = {board.ci_note()}"
+    if board.family is not None:
+        note += (f"; group = compact letter display on {board.primary} (models sharing a letter are not "
+                 f"significantly different): {board.family.method}")
+    if board.show_p_vs_top:
+        note += "; p vs #1 = paired bootstrap against the top row on shared test rows (unadjusted)"
+    return note
+
+
 def latency_note(board: Board) -> str:
     """What the latency columns are, or how to get them."""
     if board.latency is None or board.latency.empty:
         return (f"latency: none recorded for {board.latency_setting}; set `profile.latency.enabled: true` in the "
                 f"suite or run `cxrbench profile --suite SUITE --out FILE` and `cxrbench results import FILE`")
-    return (f"latency: {board.latency_setting}, per device; median / p90 of per-image times in fresh pinned "
-            f"processes (~ = unstable, IQR/median > 0.10); method: cxrbench/profiling/README.md")
+    return (f"latency: {board.latency_setting}, per device; median [95% CI] / p90 of per-image times in fresh "
+            f"pinned processes (CI: distribution-free, order statistics; ? = too few samples for that side; "
+            f"~ = unstable, IQR/median > 0.10); method: cxrbench/profiling/README.md")
 
 
 def title(board: Board) -> str:
@@ -155,9 +178,7 @@ def render_terminal(boards: list[Board], console: Console | None = None, referen
     console = console or Console()
     for board in boards:
         console.print(_rich_table(display_frame(board), title(board)))
-        stats = "" if is_profile_only(board.rows) else (
-            "; 95% CI = bootstrap over test images; p vs #1 = paired bootstrap on the same test images"
-            + ("" if len(board.rows) == 0 or board.rows["n"].max() == 1 else ", averaged over runs"))
+        stats = "" if is_profile_only(board.rows) else f"; {stats_note(board)}"
         console.print(f"runs: {', '.join(board.runs)}; params/MACs at the suite's input size "
                       f"(MACs = multiply-accumulates, FLOPs = 2 x MACs; ptflops aten backend){stats}")
         if board.latency_setting:
@@ -183,7 +204,8 @@ def render_terminal(boards: list[Board], console: Console | None = None, referen
 def to_json_data(boards: list[Board]) -> list[dict[str, Any]]:
     return [{"suite": b.suite, "dataset": b.dataset, "synthetic": b.synthetic, "primary": b.primary,
              "higher_is_better": b.higher_is_better, "runs": b.runs, "metrics": b.metrics, "external": b.external,
-             "rows": json.loads(b.rows.to_json(orient="records")), "failed": b.failed,
+             "rows": json.loads(b.rows.to_json(orient="records")), "failed": b.failed, "ci_method": b.ci_note(),
+             "comparisons": b.family.as_record() if b.family is not None else None,
              "reference": b.reference, "notice": notices(b), "latency_setting": b.latency_setting,
              "latency": json.loads(b.latency.to_json(orient="records")) if b.latency is not None else [],
              "comparison": json.loads(b.comparison().to_json(orient="records"))} for b in boards]
@@ -199,7 +221,8 @@ def render_text(boards: list[Board], fmt: str) -> str:
         comp = comparison_frame(board) if board.reference and board.reference.get("models") else None
         if fmt == "markdown":
             df = df.assign(reproduce=[f"`{c}`" for c in board.rows.reproduce]) if not board.rows.empty else df
-            parts.append(f"### {title(board)}\n\n" + df.to_markdown(index=False) + f"\n\n{notices(board)}"
+            stats = "" if is_profile_only(board.rows) else f"\n\n{stats_note(board)}"
+            parts.append(f"### {title(board)}\n\n" + df.to_markdown(index=False) + stats + f"\n\n{notices(board)}"
                          + (f"\n\n{latency_note(board)}" if board.latency_setting else "")
                          + (f"\n\n{external_note(board)}" if board.external else ""))
             if comp is not None:
@@ -212,11 +235,13 @@ def render_text(boards: list[Board], fmt: str) -> str:
             parts.append(raw.to_csv(index=False))
         elif fmt == "html":
             parts.append(f"<h3>{html.escape(title(board))}</h3>\n" + df.to_html(index=False, escape=True)
+                         + ("" if is_profile_only(board.rows) else f"\n<p>{html.escape(stats_note(board))}</p>")
                          + f"\n<p>{html.escape(notices(board))}</p>")
             if comp is not None:
                 parts.append("<h4>vs the paper</h4>\n" + comp.to_html(index=False, escape=True))
         elif fmt == "latex":
-            parts.append(f"% {title(board)}\n% {notices(board)}\n" + df.to_latex(index=False, escape=True))
+            stats = "" if is_profile_only(board.rows) else f"% {stats_note(board)}\n"
+            parts.append(f"% {title(board)}\n{stats}% {notices(board)}\n" + df.to_latex(index=False, escape=True))
         else:
             raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     return "\n\n".join(parts)

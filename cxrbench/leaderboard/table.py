@@ -1,4 +1,5 @@
-"""Aggregate job records into one table per suite: mean +- std over folds and seeds."""
+"""Aggregate job records into one table per suite: mean +- std over folds and seeds, and the CI of
+the pooled out-of-fold predictions (:mod:`cxrbench.leaderboard.intervals`)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cxrbench.errors import ResultsError, UnknownNameError
+from cxrbench.errors import ResultsError
 from cxrbench.leaderboard.external import external_columns, external_names
+from cxrbench.leaderboard.intervals import (
+    CONFIDENCE,
+    N_RESAMPLES,
+    board_comparison,
+    board_tables,
+    metric_interval,
+    row_fields,
+)
+from cxrbench.metrics.aggregate import FoldPredictions
+from cxrbench.metrics.compare import ModelComparison
 from cxrbench.plugins import Registry, get_registry
 from cxrbench.results.records import JobRecord
 from cxrbench.results.store import iter_runs
@@ -44,16 +55,28 @@ class Board:
     """Names of the suite's external test sets (columns: :mod:`cxrbench.leaderboard.external`)."""
     directions: dict[str, bool] = field(default_factory=dict)
     """metric -> higher is better (:func:`higher_is_better`), for every metric of :attr:`metrics`."""
+    family: ModelComparison | None = None
+    """All pairs of models on the primary metric (the ``group`` letters); None when not computed."""
+    show_p_vs_top: bool = False
+    """Whether the ``p vs #1`` column is shown (``build_boards(p_vs_top=True)``)."""
 
     def higher(self, metric: str) -> bool:
         """Whether higher ``metric`` is better."""
         return self.directions[metric] if metric in self.directions else get_registry().higher_is_better(metric)
 
+    def ci_note(self) -> str:
+        """How the primary metric's CI column was made (each method with its models when they differ)."""
+        from cxrbench.leaderboard.intervals import method_note
+
+        if self.rows.empty or "ci_method" not in self.rows:
+            return "no CI"
+        return method_note(dict(zip(self.rows.model, self.rows.ci_method)))
+
     def comparison(self) -> pd.DataFrame:
         """Ours vs the paper's figure for every (model, metric) the suite's reference block has.
 
-        ``ci_excludes_paper`` is True where our (run-averaged) 95% bootstrap CI does not contain
-        the paper's figure.
+        ``ci_excludes_paper`` is True where our CI (pooled out-of-fold over folds and seeds,
+        :mod:`cxrbench.leaderboard.intervals`) does not contain the paper's figure.
         """
         rows = []
         ref_models = (self.reference or {}).get("models") or {}
@@ -76,6 +99,16 @@ class Board:
                 rows.append(row)
         return pd.DataFrame(rows, columns=["model", "metric", "ours", "ours_std", "ci_low", "ci_high", "paper",
                                            "diff", "ci_excludes_paper"])
+
+
+@dataclass(frozen=True)
+class Significance:
+    """How a board compares its models (:func:`build_boards`)."""
+
+    enabled: bool = True
+    adjust: str = "holm"
+    alpha: float = 0.05
+    p_vs_top: bool = False
 
 
 def load_runs(root: Path, suite: str | None = None, run: str | None = None,
@@ -122,25 +155,30 @@ def _check_mergeable(suite: str, runs: list[RunView]) -> None:
 
 
 def build_boards(runs: list[RunView], merge: bool = False, latest: bool = False,
-                 significance: bool = True, registry: Registry | None = None) -> list[Board]:
+                 significance: bool = True, registry: Registry | None = None, adjust: str = "holm",
+                 alpha: float = 0.05, p_vs_top: bool = False) -> list[Board]:
     """One :class:`Board` per suite; repeated (model, fold, seed) jobs keep the newest record.
 
+    ``significance``: all pairs of models compared on their shared test rows (paired cluster
+    bootstrap, p-values adjusted by ``adjust``: ``holm`` or ``bh``), as a ``group`` column of compact
+    letters; ``p_vs_top`` adds the unadjusted p-value of each model against the top row.
     Metric directions and the paired tests use ``registry`` (default: the process-wide one)."""
     registry = registry or get_registry()
     by_suite: dict[str, list[RunView]] = {}
     for r in sorted(runs, key=lambda r: r.run_id):
         by_suite.setdefault(r.header["suite_name"], []).append(r)
+    options = Significance(significance, adjust, alpha, p_vs_top)
     boards = []
     for suite, suite_runs in sorted(by_suite.items()):
         if latest:
             suite_runs = suite_runs[-1:]
         if not merge:
             _check_mergeable(suite, suite_runs)
-        boards.append(_board(suite, suite_runs, registry, significance))
+        boards.append(_board(suite, suite_runs, registry, options))
     return boards
 
 
-def _board(suite: str, runs: list[RunView], registry: Registry, significance: bool = True) -> Board:
+def _board(suite: str, runs: list[RunView], registry: Registry, options: Significance) -> Board:
     newest = runs[-1].header
     cfg = newest["suite"]
     primary = cfg["metrics"]["primary"]
@@ -157,16 +195,21 @@ def _board(suite: str, runs: list[RunView], registry: Registry, significance: bo
     ext_names = external_names(cfg, ok)
     failed = [{"model": rec.model, "job": rec.job_id, "error": rec.error or ""}
               for rec in jobs.values() if rec.status != "ok"]
+    n_boot = int(cfg["metrics"].get("bootstrap", N_RESAMPLES) or 0)
+    confidence = float(cfg["metrics"].get("confidence", CONFIDENCE))
+    tables: dict[str, list[FoldPredictions] | None] = {}
     rows = []
     for model in dict.fromkeys(rec.model for rec in ok):
         recs = [rec for rec in ok if rec.model == model]
         row: dict[str, Any] = {"model": model, "n": len(recs)}
         for m in metrics:
             row[f"{m}_mean"], row[f"{m}_std"] = _mean_std([rec.metrics.get(m, math.nan) for rec in recs])
+        tables[model] = board_tables(recs, where)
         for m in metrics:
-            cis = [rec.ci[m] for rec in recs if m in rec.ci]
-            row[f"{m}_ci_low"] = float(np.mean([c[0] for c in cis])) if cis else math.nan
-            row[f"{m}_ci_high"] = float(np.mean([c[1] for c in cis])) if cis else math.nan
+            iv = metric_interval(m, recs, tables[model], registry, n_boot, confidence)
+            row[f"{m}_point"], row[f"{m}_ci_low"], row[f"{m}_ci_high"] = iv.point, iv.low, iv.high
+            if m == primary:
+                row.update(row_fields(iv))
         row["ci_low"], row["ci_high"] = row[f"{primary}_ci_low"], row[f"{primary}_ci_high"]
         row.update(external_columns(recs, ext_names, metrics, row))
         row["params"] = recs[0].cost.get("params")
@@ -178,16 +221,21 @@ def _board(suite: str, runs: list[RunView], registry: Registry, significance: bo
     directions = {m: (registry or get_registry()).higher_is_better(m) for m in metrics}
     higher = directions[primary]
     df = pd.DataFrame(rows)
+    family = None
     if is_profile_only(df):  # built and profiled, never trained: no metric to rank by, cheapest first
         df = df.sort_values(["macs", "params"], na_position="last", kind="stable").reset_index(drop=True)
-        df["p_vs_top"] = math.nan
+        df["p_vs_top"], df["group"] = math.nan, ""
     elif not df.empty:
         df = df.sort_values(f"{primary}_mean", ascending=not higher, na_position="last").reset_index(drop=True)
-        df["p_vs_top"] = _p_values(df, ok, where, primary, higher, registry) if significance else math.nan
+        family = board_comparison(tables, primary, higher, registry, options.adjust, options.alpha,
+                                  n_boot) if options.enabled else None
+        df["group"] = [family.letters.get(m, "") if family else "" for m in df.model]
+        df["p_vs_top"] = _p_values(df, family) if options.p_vs_top else math.nan
     return Board(suite=suite, primary=primary, higher_is_better=higher, metrics=metrics, rows=df,
                  runs=[r.run_id for r in runs], synthetic=any(r.header.get("synthetic") for r in runs),
                  dataset=cfg["dataset"]["name"], failed=failed, reference=cfg.get("reference"),
-                 notice=cfg.get("notice") or "", external=ext_names, directions=directions)
+                 notice=cfg.get("notice") or "", external=ext_names, directions=directions,
+                 family=family, show_p_vs_top=options.p_vs_top)
 
 
 def is_profile_only(rows: pd.DataFrame) -> bool:
@@ -195,27 +243,13 @@ def is_profile_only(rows: pd.DataFrame) -> bool:
     return not rows.empty and "kind" in rows and bool((rows["kind"] == "profile").all())
 
 
-def _p_values(df: pd.DataFrame, ok: list[JobRecord], where: dict[int, RunView], primary: str, higher: bool,
-              registry: Registry) -> list[float]:
-    """Paired-bootstrap p-value of each model against the top row (nan for the top row itself)."""
-    from cxrbench.leaderboard.significance import paired_bootstrap_p
-
-    try:
-        registry.metric(primary)
-    except UnknownNameError:  # the table must still render without the metric's plugin
-        return [math.nan] * len(df)
-    located = {m: [(rec, where[id(rec)]) for rec in ok if rec.model == m] for m in df.model}
+def _p_values(df: pd.DataFrame, family: ModelComparison | None) -> list[float]:
+    """Unadjusted paired p-value of each model against the top row (nan for the top row itself)."""
     top = df.model.iloc[0]
     out = []
     for model in df.model:
-        if model == top:
-            out.append(math.nan)
-            continue
-        try:
-            p = paired_bootstrap_p(located[top], located[model], primary, higher, registry)
-        except (OSError, KeyError, ValueError):
-            p = None
-        out.append(math.nan if p is None else p)
+        pair = family.pair(top, model) if family is not None and model != top else None
+        out.append(math.nan if pair is None else pair.p_value)
     return out
 
 

@@ -86,7 +86,20 @@ def summarize(samples_ms: list[float] | np.ndarray, unstable_iqr: float = 0.10) 
     return {"median_ms": float(median), "p90_ms": float(p90), "mean_ms": float(a.mean()), "p99_ms": float(p99),
             "min_ms": float(a.min()), "max_ms": float(a.max()), "std_ms": float(a.std(ddof=1)) if a.size > 1 else 0.0,
             "q1_ms": float(q1), "q3_ms": float(q3), "iqr_ms": iqr, "iqr_over_median": float(ratio),
-            "n_samples": int(a.size), "unstable": bool(ratio > unstable_iqr)}
+            "n_samples": int(a.size), "unstable": bool(ratio > unstable_iqr), **quantile_cis(a)}
+
+
+def quantile_cis(samples_ms: np.ndarray, confidence: float = 0.95) -> dict[str, Any]:
+    """``median_ci_ms``/``p90_ci_ms`` ``[low, high]`` (None = unbounded: too few samples) and their exact
+    coverage: the distribution-free order-statistic intervals of :func:`~cxrbench.metrics.quantiles.quantile_ci`."""
+    from cxrbench.metrics.quantiles import quantile_ci  # scipy: not in the timing worker's imports
+
+    out: dict[str, Any] = {}
+    for name, q in (("median", 0.5), ("p90", 0.9)):
+        ci = quantile_ci(samples_ms, q, confidence)
+        out[f"{name}_ci_ms"] = [None if math.isnan(v) else float(v) for v in (ci.low, ci.high)]
+        out[f"{name}_ci_coverage"] = None if math.isnan(ci.coverage) else float(ci.coverage)
+    return out
 
 
 def parse_proc_stat(text: str) -> dict[str, tuple[int, int]]:

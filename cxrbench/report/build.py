@@ -26,7 +26,7 @@ import pandas as pd
 
 from cxrbench.errors import ResultsError
 from cxrbench.leaderboard.latency import board_latency
-from cxrbench.leaderboard.render import comparison_frame, display_frame, notices, title
+from cxrbench.leaderboard.render import comparison_frame, display_frame, notices, stats_note, title
 from cxrbench.leaderboard.table import Board, build_boards
 from cxrbench.plugins import Registry, get_registry
 from cxrbench.report import plots
@@ -118,7 +118,7 @@ class _Report:
         has_ref = bool(board.reference and board.reference.get("models"))
         reproduce = list(zip(board.rows.model, board.rows.reproduce)) if not board.rows.empty else []
         return {
-            "title": title(board), "notices": notices(board), "synthetic": board.synthetic,
+            "title": title(board), "notices": notices(board), "stats": stats_note(board), "synthetic": board.synthetic,
             "table": _table(display_frame(board), 2) if not board.rows.empty else "",
             "comparison": _table(comparison_frame(board), 2) if has_ref else "",
             "reference": board.reference if has_ref else None,

@@ -85,9 +85,8 @@ created {{ header.created_at }} &middot; dataset {{ header.dataset.name if heade
 <h2>Leaderboard</h2>
 <p class="muted">{{ board.title }}</p>
 <div class="scroll">{{ board.table | safe }}</div>
-<p class="muted">Mean &plusmn; std over folds and seeds; 95% CI = bootstrap over test images; p vs #1 = paired
-bootstrap on the same test images; params and MACs at the suite's input size (MACs = multiply-accumulates,
-FLOPs = 2 &times; MACs).</p>
+<p class="muted">Mean &plusmn; std over folds and seeds; {{ board.stats }}; params and MACs at the suite's input
+size (MACs = multiply-accumulates, FLOPs = 2 &times; MACs).</p>
 {% if board.failed %}
 <h3>Failed jobs</h3>
 <ul class="plain">{% for f in board.failed %}<li class="bad"><code>{{ f.job }}</code>: {{ f.error }}</li>{% endfor %}</ul>

@@ -56,6 +56,12 @@ class LatencyRecord:
     q3_ms: float | None = None
     iqr_ms: float | None = None
     iqr_over_median: float | None = None
+    median_ci_ms: list[float | None] | None = None
+    """Distribution-free 95% CI ``[low, high]`` of the median (order statistics; None side = unbounded)."""
+    median_ci_coverage: float | None = None
+    """Exact coverage of ``median_ci_ms`` for independent samples."""
+    p90_ci_ms: list[float | None] | None = None
+    p90_ci_coverage: float | None = None
     n_samples: int | None = None
     unstable: bool | None = None
     throughput_ips: float | None = None

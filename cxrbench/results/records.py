@@ -25,6 +25,9 @@ class JobRecord:
     error: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     ci: dict[str, list[float]] = field(default_factory=dict)
+    ci_unit: dict[str, Any] = field(default_factory=dict)
+    """What the ``ci`` bootstrap resampled: ``unit`` (``patient``/``image``), ``n_units``, ``n_resamples``,
+    ``confidence``; empty for records written before it existed."""
     curves: dict[str, list[float]] = field(default_factory=dict)
     best_epoch: int | None = None
     epochs_run: int = 0

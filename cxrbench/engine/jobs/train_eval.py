@@ -98,11 +98,11 @@ def train_job(job: Job, suite: Suite, data: PreparedData, batches: Batches, regi
     threshold = threshold_for_job(suite, fold, trainer.predict)  # validation rows only
     t0 = time.perf_counter()
     pred = apply_decision_threshold(trainer.predict(fold.test), threshold)
+    patients = [data.table.patient_ids[i] for i in fold.test] if data.table.patient_ids else None
     scores = score(pred, suite.metrics.report, primary, registry, suite.metrics.bootstrap,
-                   suite.metrics.confidence, seed=job.seed)
+                   suite.metrics.confidence, seed=job.seed, patients=patients)
     eval_seconds = time.perf_counter() - t0
     ids = [data.table.ids[i] for i in fold.test]
-    patients = [data.table.patient_ids[i] for i in fold.test] if data.table.patient_ids else None
     csv = predictions_csv(pred, ids, patients)
     external, external_csv = evaluate_external(trainer, data, batches, suite, registry, job.seed, threshold)
     checkpoint = None
@@ -118,7 +118,7 @@ def train_job(job: Job, suite: Suite, data: PreparedData, batches: Batches, regi
     config = entry.model_dump(mode="json") | {"train": train_cfg.model_dump(mode="json")}
     record = JobRecord(
         job_id=job.id, model=entry.key, model_name=entry.name, fold=job.fold, seed=job.seed, status="ok",
-        metrics=scores["metrics"], ci=scores["ci"], curves=fit.curves, best_epoch=fit.best_epoch,
+        metrics=scores["metrics"], ci=scores["ci"], ci_unit=scores["ci_unit"], curves=fit.curves, best_epoch=fit.best_epoch,
         epochs_run=fit.epochs_run, confusion_matrix=scores["confusion_matrix"],
         class_report=scores["class_report"], cost=cost, model_config=config,
         model_config_sha256=sha256_of(config), plugin=spec.plugin,

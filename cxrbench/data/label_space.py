@@ -1,0 +1,73 @@
+"""The one label vocabulary every chest X-ray archive is mapped into (TorchXRayVision's).
+
+Each dataset maps its own label names to these canonical names (``ARCHIVE_MAP`` arguments of
+:func:`map_label`), so a suite names its classes once and any dataset that has them can train or
+test. A class the dataset does not annotate is *missing*, never negative: :func:`select_classes`
+returns a mask the engine and the metrics honour (``SampleTable.label_mask``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Mapping, Sequence
+
+import numpy as np
+
+VOCABULARY: tuple[str, ...] = (
+    "Atelectasis", "Consolidation", "Infiltration", "Pneumothorax", "Edema", "Emphysema", "Fibrosis",
+    "Effusion", "Pneumonia", "Pleural_Thickening", "Cardiomegaly", "Nodule", "Mass", "Hernia",
+    "Lung Lesion", "Fracture", "Lung Opacity", "Enlarged Cardiomediastinum",
+)
+"""TorchXRayVision's ``default_pathologies``, in its order."""
+
+SYNONYMS: dict[str, str] = {
+    "pleural effusion": "Effusion",
+    "pleural thickening": "Pleural_Thickening",
+    "pleural": "Pleural_Thickening",
+    "infiltrate": "Infiltration",
+    "infiltrates": "Infiltration",
+    "lung lesion": "Lung Lesion",
+    "lung opacity": "Lung Opacity",
+    "enlarged cardiomediastinum": "Enlarged Cardiomediastinum",
+    "cardiomegaly": "Cardiomegaly",
+}
+"""Spellings the archives use for a canonical name (compared after :func:`key`)."""
+
+
+def key(name: str) -> str:
+    """Case-, space-, underscore- and hyphen-insensitive form of a label name."""
+    return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+_CANONICAL = {key(n): n for n in VOCABULARY} | {key(s): n for s, n in SYNONYMS.items()}
+
+
+def canonical(name: str) -> str | None:
+    """The vocabulary name ``name`` denotes (any spelling in :data:`SYNONYMS`), or None."""
+    return _CANONICAL.get(key(name))
+
+
+def select_classes(available: Mapping[str, np.ndarray], classes: Sequence[str],
+                   known: Mapping[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Label matrix, mask and missing classes for the suite's ``classes``.
+
+    ``available`` maps a canonical class name to its 0/1 column (N,) in the archive; ``known``
+    optionally maps it to a bool column saying where that label is annotated (e.g. CheXpert's
+    blanks and ignored uncertain labels are False). Returns ``(labels (N, K) int64, mask (N, K)
+    bool, missing)``: a class absent from ``available`` is all-False in the mask and listed in
+    ``missing`` (reported as not evaluated, never scored as negative).
+    """
+    n = len(next(iter(available.values()))) if available else 0
+    by_key = {key(c): c for c in available}
+    labels = np.zeros((n, len(classes)), dtype=np.int64)
+    mask = np.zeros((n, len(classes)), dtype=bool)
+    missing: list[str] = []
+    for j, cls in enumerate(classes):
+        name = canonical(cls) or cls
+        src = by_key.get(key(name))
+        if src is None:
+            missing.append(cls)
+            continue
+        labels[:, j] = np.asarray(available[src], dtype=np.int64)
+        mask[:, j] = True if known is None or src not in known else np.asarray(known[src], dtype=bool)
+    return labels, mask, missing

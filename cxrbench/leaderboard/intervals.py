@@ -1,0 +1,114 @@
+"""A board's intervals and groups, from the jobs' predictions CSVs (never a mean of CI bounds).
+
+* :func:`board_tables`: each model's ok jobs -> :class:`~cxrbench.metrics.aggregate.FoldPredictions`
+  (None when a job has no readable predictions CSV).
+* :func:`metric_interval`: a model's CI of one metric: :func:`~cxrbench.metrics.aggregate.aggregate`
+  (pooled out-of-fold, cluster bootstrap; two-level over seeds). Without CSVs only a single job's own
+  record CI can stand in; several jobs without CSVs get no CI.
+* :func:`board_comparison`: :func:`~cxrbench.metrics.compare.compare_models` over a board's models.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cxrbench.errors import UnknownNameError
+from cxrbench.metrics.aggregate import FoldPredictions, aggregate
+from cxrbench.metrics.compare import ModelComparison, compare_models
+from cxrbench.plugins import Registry
+from cxrbench.results.records import JobRecord
+from cxrbench.results.view import RunView
+
+N_RESAMPLES = 1000
+CONFIDENCE = 0.95
+
+
+def board_tables(recs: Sequence[JobRecord], where: dict[int, RunView]) -> list[FoldPredictions] | None:
+    """One model's jobs' test predictions (each read from its own run), or None if any is missing."""
+    out = []
+    for rec in recs:
+        if not rec.predictions_path:
+            return None
+        try:
+            stored = where[id(rec)].predictions(rec)
+        except (OSError, KeyError, ValueError):
+            return None
+        out.append(FoldPredictions(stored.pred, stored.sample_ids, stored.patient_ids, rec.fold, rec.seed))
+    return out or None
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A model's CI of one metric and how it was made."""
+
+    low: float
+    high: float
+    point: float
+    """The pooled out-of-fold estimate (mean over seeds); nan without predictions CSVs."""
+    unit: str
+    n_units: int
+    method: str
+
+
+NO_CI = Interval(math.nan, math.nan, math.nan, "", 0, "no CI")
+
+
+def metric_interval(metric: str, recs: Sequence[JobRecord], tables: list[FoldPredictions] | None,
+                    registry: Registry, n_resamples: int = N_RESAMPLES, confidence: float = CONFIDENCE,
+                    seed: int = 0) -> Interval:
+    """The CI of ``metric`` for one model (module doc); :data:`NO_CI` where there is none."""
+    try:
+        spec = registry.metric(metric)
+    except UnknownNameError:
+        spec = None
+    if tables is not None and spec is not None and spec.bootstrappable and n_resamples > 0:
+        try:
+            agg = aggregate(tables, spec.fn, n_resamples=n_resamples, confidence=confidence, seed=seed)
+        except ValueError:  # e.g. folds that overlap: not out-of-fold
+            agg = None
+        if agg is not None:
+            return Interval(agg.low, agg.high, agg.point, agg.unit, agg.n_units, agg.method)
+    if len(recs) == 1 and metric in recs[0].ci:  # one job: its own record's CI is that job's interval
+        lo, hi = recs[0].ci[metric]
+        unit = recs[0].ci_unit or {}
+        u, n = unit.get("unit", "image"), int(unit.get("n_units") or recs[0].n_test or 0)
+        what = f"{n:,} {u}s" if n else f"{u}s"
+        return Interval(float(lo), float(hi), math.nan, u, n,
+                        f"{u} bootstrap of the one job's test set ({what}; from its record)")
+    return NO_CI
+
+
+def board_comparison(tables: dict[str, list[FoldPredictions] | None], metric: str, higher: bool,
+                     registry: Registry, adjust: str = "holm", alpha: float = 0.05,
+                     n_resamples: int = N_RESAMPLES, seed: int = 0) -> ModelComparison | None:
+    """All pairs of the models that have predictions CSVs (at least two), or None."""
+    usable = {m: t for m, t in tables.items() if t}
+    try:
+        spec = registry.metric(metric)
+    except UnknownNameError:
+        return None
+    if len(usable) < 2 or not spec.bootstrappable or n_resamples <= 0:
+        return None
+    try:
+        return compare_models(usable, spec.fn, higher_is_better=higher, adjust=adjust, alpha=alpha,
+                              n_resamples=n_resamples, seed=seed)
+    except ValueError:
+        return None
+
+
+def method_note(methods: dict[str, str]) -> str:
+    """One footer phrase for the per-model CI methods: the method, or each with its models."""
+    by: dict[str, list[str]] = {}
+    for model, m in methods.items():
+        by.setdefault(m, []).append(model)
+    if len(by) == 1:
+        return next(iter(by))
+    return "; ".join(f"{', '.join(ms)}: {m}" for m, ms in by.items())
+
+
+def row_fields(iv: Interval) -> dict[str, Any]:
+    """The board-row columns of one interval (primary metric)."""
+    return {"ci_unit": iv.unit, "ci_n_units": iv.n_units, "ci_method": iv.method}
