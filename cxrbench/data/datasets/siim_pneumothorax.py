@@ -1,4 +1,4 @@
-"""``siim_pneumothorax``: SIIM-ACR Pneumothorax Segmentation (Kaggle 2019), 12,047 training DICOMs.
+"""``siim_pneumothorax``: SIIM-ACR Pneumothorax Segmentation (Kaggle 2019), 10,675 training DICOMs (12,047 in stage 2).
 
 ``train-rle.csv`` has columns ``ImageId`` and `` EncodedPixels`` (the leading space is in the real
 header), one row per pneumothorax mask in run-length encoding, or one row ``-1`` for an image
@@ -119,7 +119,7 @@ SPEC = DatasetSpec(
     name=NAME,
     load=load,
     tasks=("binary", "multilabel"),
-    description=("SIIM-ACR Pneumothorax Segmentation: 12,047 frontal DICOMs (from ChestX-ray14), positive when "
+    description=("SIIM-ACR Pneumothorax Segmentation: 10,675 frontal DICOMs (stage 1; 12,047 in stage 2) (from ChestX-ray14), positive when "
                  "train-rle.csv holds a mask (not -1) for the image. binary [normal, pneumothorax] or multilabel "
                  "Pneumothorax (other vocabulary labels masked). Patient and view from the DICOM headers; no "
                  "official split. Options: csv, read_headers, allow_missing."),
