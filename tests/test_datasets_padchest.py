@@ -103,7 +103,8 @@ def test_bad_input_names_file_and_row(tmp_path):
         load(root)
     df.to_csv(csv, index=False)
     (root / "1" / f"{PADCHEST_ROWS[3][1]}.png").unlink()
-    with pytest.raises(DatasetError, match=rf"(?s)1 row\(s\).*line 5 \({PADCHEST_ROWS[3][1]}.png\): image file not found"):
+    gone = PADCHEST_ROWS[3][1]
+    with pytest.raises(DatasetError, match=rf"(?s)1 row\(s\).*line 5 \({gone}.png\): image file not found"):
         load(root)
     assert len(load(root, allow_missing=True)) == 8
     with pytest.raises(DatasetError, match="bimcv"):

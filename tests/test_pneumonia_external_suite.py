@@ -37,7 +37,8 @@ def test_kermany_to_rsna_runs_and_the_leaderboard_shows_both_external_columns(tm
     for name, n_pos in (("rsna", N_OPACITY), ("rsna_all", N_OPACITY)):
         pred = pd.read_csv(outcome.store.dir / rec.external[name]["predictions_path"])
         assert (pred.y_true == 1).sum() == n_pos
-        assert rec.external[name]["metrics"]["roc_auc"] == pytest.approx(roc_auc_score(pred.y_true, pred.prob_pneumonia))
+        auc = roc_auc_score(pred.y_true, pred.prob_pneumonia)
+        assert rec.external[name]["metrics"]["roc_auc"] == pytest.approx(auc)
 
     boards = build_boards(load_runs(tmp_path / "results"))
     md = render_text(boards, "markdown")

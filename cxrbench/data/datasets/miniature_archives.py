@@ -192,7 +192,8 @@ def make_tb(root: Path, name: str, readings: bool = True) -> Path:
         write_image(root / top / "CXR_png" / f"{stem}.png", (28 + k * 2, 24), "L" if k % 2 else "RGB", seed=k)
         if readings:
             sick = stem.endswith("_1")
-            text = (f"{'male' if k % 2 else 'female'} {30 + k}yrs\n{'PTB in the left upper field' if sick else 'normal'}"
+            reading = "PTB in the left upper field" if sick else "normal"
+            text = (f"{'male' if k % 2 else 'female'} {30 + k}yrs\n{reading}"
                     if name == "shenzhen" else
                     f"Patient's Sex: {'M' if k % 2 else 'F'}\nPatient's Age: 0{40 + k}Y\n"
                     f"{'bilateral upper lobe cavitary TB' if sick else 'normal'}\n")

@@ -117,7 +117,8 @@ def load(request: DataRequest) -> SampleTable:
         if pid not in images:
             skipped.append((pid, f"{where(csv, first[pid], pid)}: no {IMAGES}/{pid}.dcm under {base}"))
         elif detailed is not None and pid not in detailed:
-            skipped.append((pid, f"{where(csv, first[pid], pid)}: no row in {class_csv.name}"))  # type: ignore[union-attr]
+            info = class_csv.name if class_csv is not None else CLASS_CSV
+            skipped.append((pid, f"{where(csv, first[pid], pid)}: no row in {info}"))
         else:
             keep.append(pid)
             files.append(images[pid])

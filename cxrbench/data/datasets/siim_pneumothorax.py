@@ -119,10 +119,10 @@ SPEC = DatasetSpec(
     name=NAME,
     load=load,
     tasks=("binary", "multilabel"),
-    description=("SIIM-ACR Pneumothorax Segmentation: 10,675 frontal DICOMs (stage 1; 12,047 in stage 2) (from ChestX-ray14), positive when "
-                 "train-rle.csv holds a mask (not -1) for the image. binary [normal, pneumothorax] or multilabel "
-                 "Pneumothorax (other vocabulary labels masked). Patient and view from the DICOM headers; no "
-                 "official split. Options: csv, read_headers, allow_missing."),
+    description=("SIIM-ACR Pneumothorax Segmentation: 10,675 frontal DICOMs (stage 1; 12,047 in stage 2; images "
+                 "from ChestX-ray14), positive when train-rle.csv holds a mask (not -1) for the image. binary "
+                 "[normal, pneumothorax] or multilabel Pneumothorax (other vocabulary labels masked). Patient "
+                 "and view from the DICOM headers; no official split. Options: csv, read_headers, allow_missing."),
     source=("https://www.kaggle.com/c/siim-acr-pneumothorax-segmentation (Kaggle account; competition rules: "
             "non-commercial research use)"),
     layout=("<root>/train-rle.csv   (ImageId, ' EncodedPixels': -1 or run-length mask; several rows per image)\n"

@@ -174,7 +174,8 @@ SPEC = DatasetSpec(
     layout=("<root>/annotations/image_labels_train.csv   (image_id, rad_ID, one 0/1 column per label)\n"
             "<root>/annotations/image_labels_test.csv    (optional: consensus, one row per image)\n"
             "<root>/train/<image_id>.dicom, <root>/test/<image_id>.dicom\n"
-            "or the box files annotations/annotations_train.csv / Kaggle train.csv (image_id, class_name, rad_id, ...)"),
+            "or the box files annotations/annotations_train.csv / Kaggle train.csv (image_id, class_name, "
+            "rad_id, ...)"),
     options_schema=VindrOptions,
     default_folder="vindr_cxr",
 )
