@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from cxrbench.data.datasets import rsna_pneumonia as rsna
-from cxrbench.data.datasets.miniature_archives import RSNA_IMAGES, make_rsna, pixels
+from cxrbench.data.datasets.miniature_archives import RSNA_COMPRESSED, RSNA_IMAGES, make_rsna, pixels
 from cxrbench.data.describe import describe_dataset
 from cxrbench.data.loading import load_dataset
 from cxrbench.errors import DatasetError
@@ -51,6 +51,8 @@ def test_detailed_and_findings_variants(tmp_path):
 def test_dicom_pixels_decode_as_stored(tmp_path):
     t = load(make_rsna(tmp_path / "rsna"))
     np.testing.assert_array_equal(t.load_image(3, 16), pixels(3, 16, np.uint8, 255))  # 8-bit MONOCHROME2, no window
+    k = RSNA_COMPRESSED  # RLE Lossless: the same values after decompression
+    np.testing.assert_array_equal(t.load_image(k, 16), pixels(k, 16, np.uint8, 255))
 
 
 def test_describe_counts_equal_hand_counts(tmp_path):

@@ -95,6 +95,9 @@ RSNA_IMAGES = {
     "008c19e8-a820-403a-930a-bc74a4053664": (0, "Normal", "PA"),
     "00a85be6-6eb0-421d-8acf-ff2dc0007e8a": (1, "Lung Opacity", "AP"),
 }
+RSNA_COMPRESSED = 9
+"""Row whose DICOM is RLE Lossless compressed (the others are uncompressed)."""
+RLE_LOSSLESS = "1.2.840.10008.1.2.5"
 
 
 def make_rsna(root: Path, images: dict | None = None, class_info: bool = True) -> Path:
@@ -103,7 +106,7 @@ def make_rsna(root: Path, images: dict | None = None, class_info: bool = True) -
     labels, classes = [], []
     for k, (pid, (boxes, cls, view)) in enumerate(images.items()):
         write_dicom(root / "stage_2_train_images" / f"{pid}.dcm", pixels(k, 16, np.uint8, 255), patient_id=pid,
-                    view_position=view)
+                    view_position=view, transfer_syntax=RLE_LOSSLESS if k == RSNA_COMPRESSED else None)
         for b in range(max(boxes, 1)):
             labels.append([pid, 264 + b, 152, 213, 379, 1] if boxes else [pid, "", "", "", "", 0])
             classes.append([pid, cls])
