@@ -37,6 +37,35 @@ class BuildRequest:
     image_size: int = 224
     dropout: float | None = None
     params: BaseModel = field(default_factory=NoParams)
+    classes: tuple[str, ...] = ()
+    """The suite's class names in label order (empty when built outside a suite)."""
+    zero_shot: bool = False
+    """The suite trains 0 epochs: a builder declaring ``ModelSpec.head_labels`` keeps its pretrained
+    head, mapped onto ``classes`` (:func:`cxrbench.data.label_space.head_map`), instead of a fresh one."""
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """The input a model's weights were trained on, applied by the core instead of the suite's.
+
+    ``mean``/``std`` are per channel in [0, 1] units, as ``input.normalization`` (the model sees
+    ``(x / 255 - mean) / std``); ``channels``/``image_size`` are what its pretrained weights need
+    (a suite with other values is refused before any work when the model is pretrained or given
+    ``weights:``). None = the suite's setting. ``name`` is how run records name the mapping.
+    """
+
+    channels: int | None = None
+    image_size: int | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    name: str = ""
+
+    def stats(self, channels: int) -> tuple[list[float], list[float]] | None:
+        """``(mean, std)`` for ``channels`` input channels (one value repeated), or None when not declared."""
+        if self.mean is None or self.std is None:
+            return None
+        pick = lambda v: list(v) if len(v) == channels else [float(v[0])] * channels  # noqa: E731
+        return pick(self.mean), pick(self.std)
 
 
 @dataclass(frozen=True)
@@ -65,6 +94,12 @@ class ModelSpec:
     """Dotted module path of the layer Grad-CAM should look at."""
     weights_license: str = "none (random init)"
     supports_pretrained: bool = False
+    input: ModelInput | None = None
+    """The preprocessing the model's weights need (channels, size, intensity mapping); None = the suite's."""
+    head_labels: tuple[str, ...] = ()
+    """The pretrained head's outputs in order, in the vocabulary of :mod:`cxrbench.data.label_space`
+    (``""`` for an output the weights never trained). Non-empty: the builder maps that head onto a
+    suite's classes when ``BuildRequest.zero_shot`` (``train.epochs: 0``) instead of a fresh head."""
     notes: str = ""
     plugin: str = ""
     """Filled in by the registry: the plugin that registered this spec."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
@@ -15,6 +15,7 @@ from cxrbench.models.predict import normalize
 
 if TYPE_CHECKING:  # pragma: no cover
     from cxrbench.data.prepare import PreparedData
+    from cxrbench.specs import ModelInput
     from cxrbench.suite.schema import Suite
 
 
@@ -51,6 +52,23 @@ class Batches:
                 x = torch.stack([transform(img) for img in x])
             x = normalize(x.to(device, non_blocking=True), mean, std)
             yield x, self.labels[rows].to(device, non_blocking=True)
+
+    def for_model(self, model_input: "ModelInput | None") -> "Batches":
+        """These batches normalised with the model's own mean/std (``ModelSpec.input``), or unchanged."""
+        stats = model_input.stats(self.images.shape[1]) if model_input is not None else None
+        if stats is None:
+            return self
+        shape = (1, len(stats[0]), 1, 1)
+        return replace(self, mean=torch.tensor(stats[0]).view(shape), std=torch.tensor(stats[1]).view(shape))
+
+    def describe(self, suite: "Suite", model_input: "ModelInput | None") -> dict:
+        """What the job's model was fed (``JobRecord.input``): channels, size, mean/std and their source."""
+        norm = suite.input.normalization
+        own = model_input is not None and model_input.stats(self.images.shape[1]) is not None
+        return {"channels": suite.input.channels, "image_size": suite.input.image_size,
+                "mean": self.mean.flatten().tolist(), "std": self.std.flatten().tolist(),
+                "normalization": f"model: {model_input.name or 'its own mean/std'}" if own  # type: ignore[union-attr]
+                else f"suite: {norm if isinstance(norm, str) else 'mean/std'}"}
 
     def n_batches(self, n_rows: int, batch_size: int, max_steps: int | None) -> int:
         n = math.ceil(n_rows / batch_size)

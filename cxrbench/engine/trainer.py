@@ -77,6 +77,8 @@ class Trainer:
         model.to(self.device)
         if self.device.type == "cuda":
             model.to(memory_format=torch.channels_last)
+        if cfg.epochs == 0:  # evaluation only (zero-shot head or a trained `weights:` file)
+            return FitResult(curves={"epoch": []}, best_epoch=None, epochs_run=0)
         params = [p for p in model.parameters() if p.requires_grad]
         if not params:
             raise ValueError("the model has no trainable parameters (check its freeze policy)")

@@ -187,7 +187,8 @@ class EarlyStopping(Strict):
 
 
 class TrainConfig(Strict):
-    epochs: int = Field(10, ge=1)
+    epochs: int = Field(10, ge=0, description="0 = evaluate without training (a pretrained head mapped onto "
+                                              "the classes, or a `weights:` file with the suite's head).")
     batch_size: int = Field(32, ge=1)
     eval_batch_size: int | None = Field(None, ge=1)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
@@ -383,7 +384,8 @@ class Suite(Strict):
         """Keyword arguments of :func:`cxrbench.models.factory.build_model` for ``entry`` under this suite."""
         return {"num_classes": len(self.task.classes), "in_chans": self.input.channels, "task": self.task.type,
                 "pretrained": entry.pretrained, "image_size": self.input.image_size, "dropout": entry.dropout,
-                "params": entry.params, "weights": entry.weights, "freeze": entry.freeze}
+                "params": entry.params, "weights": entry.weights, "freeze": entry.freeze,
+                "classes": tuple(self.task.classes), "zero_shot": self.model_train(entry).epochs == 0}
 
     def model_train(self, entry: ModelEntry) -> TrainConfig:
         """The suite's train config with ``entry.train`` deep-merged over it."""

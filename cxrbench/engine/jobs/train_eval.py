@@ -15,6 +15,7 @@ from typing import Any, Callable
 import torch
 
 from cxrbench.data.external import attach_external, load_external_sets
+from cxrbench.data.label_space import head_map
 from cxrbench.data.prepare import PreparedData, prepare_data
 from cxrbench.engine.baselines import baseline_records
 from cxrbench.engine.batches import Batches
@@ -42,6 +43,7 @@ class TrainEvaluate(JobKind):
 
     def prepare_data(self, suite: Suite, registry: Registry, progress: Any = None,
                      strict: bool = False) -> PreparedData:
+        check_zero_shot(suite, registry)  # before any decoding
         external = load_external_sets(suite, registry, progress, strict=strict)  # a bad label map fails first
         return attach_external(prepare_data(suite, registry, progress, strict=strict), external)
 
@@ -57,6 +59,15 @@ class TrainEvaluate(JobKind):
                 device: torch.device, progress: Any = None,
                 on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None) -> JobOutput:
         return train_job(job, suite, data, batches, registry, device, progress, on_epoch_end)
+
+
+def check_zero_shot(suite: Suite, registry: Registry) -> None:
+    """Every ``train.epochs: 0`` model with a pretrained head can map it onto the suite's classes
+    (:func:`cxrbench.data.label_space.head_map`); :class:`SuiteError` otherwise, before any work."""
+    for entry in suite.models:
+        spec = registry.model(entry.name)
+        if spec.head_labels and suite.model_train(entry).epochs == 0:
+            head_map(spec.head_labels, suite.task.classes, suite.task.type, repr(entry.name))
 
 
 def plan_jobs(suite: Suite, n_folds: int) -> list[Job]:
@@ -83,6 +94,7 @@ def train_job(job: Job, suite: Suite, data: PreparedData, batches: Batches, regi
     started = now_iso()
     torch.manual_seed(job.seed)  # model initialisation is part of what the seed fixes
     model, spec = build_model(suite, entry, registry)
+    batches = batches.for_model(spec.input)  # a model's own intensity mapping (e.g. TorchXRayVision's)
     cost = model_cost(model, suite) if suite.profile.cost else {}
     monitor, higher = monitor_of(suite, registry)
     primary = suite.metrics.primary
@@ -124,7 +136,7 @@ def train_job(job: Job, suite: Suite, data: PreparedData, batches: Batches, regi
         model_config_sha256=sha256_of(config), plugin=spec.plugin,
         train_seconds=fit.seconds, eval_seconds=eval_seconds, n_train=len(fold.train), n_val=len(fold.val),
         n_test=len(fold.test), synthetic=data.synthetic, started_at=started, finished_at=now_iso(),
-        external=external, threshold=threshold)
+        external=external, threshold=threshold, input=batches.describe(suite, spec.input))
     return JobOutput(record, csv, checkpoint, latency, external_csv)
 
 
