@@ -26,7 +26,10 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("CXRBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("CXRBENCH_MLFLOW", "0")
-    return Registry(*load_plugin_manager(extra_plugins=(cxrbench_xrv.plugin,)))
+    pm, infos = load_plugin_manager()
+    if not any(p is cxrbench_xrv.plugin for p in pm.get_plugins()):  # not installed: load it by hand
+        pm, infos = load_plugin_manager(extra_plugins=(cxrbench_xrv.plugin,))
+    return Registry(pm, infos)
 
 
 def suite(tmp_path, cache, *, epochs=0, size=224, pretrained=True, channels=1):
