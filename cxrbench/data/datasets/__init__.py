@@ -13,6 +13,8 @@ from cxrbench.specs import DatasetSpec
 
 def builtin_specs() -> list[DatasetSpec]:
     """The DatasetSpecs of every built-in file dataset."""
-    from cxrbench.data.datasets import chestxray14, csv_table, folder, kermany, lung_xray, medmnist_npz
+    from cxrbench.data.datasets import (chestxray14, chexpert, csv_table, folder, kermany, lung_xray, medmnist_npz,
+                                        mimic_cxr)
 
-    return [kermany.SPEC, lung_xray.SPEC, chestxray14.SPEC, medmnist_npz.SPEC, folder.SPEC, csv_table.SPEC]
+    return [kermany.SPEC, lung_xray.SPEC, chestxray14.SPEC, medmnist_npz.SPEC, folder.SPEC, csv_table.SPEC,
+            chexpert.SPEC, mimic_cxr.SPEC]
