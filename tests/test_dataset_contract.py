@@ -26,6 +26,7 @@ from cxrbench.errors import DatasetError
 from cxrbench.plugins import get_registry
 from cxrbench.specs import DatasetSpec, DatasetVariant, SampleTable
 from cxrbench.testing import check_dataset_spec
+from cxrbench.data.datasets import miniature_archives as archives
 from tests.conftest import write_suite
 from tests.plugin_factory import make_plugin, remove_plugin_path
 
@@ -63,6 +64,15 @@ BUILTIN_CASES = [
     ("csv", "binary", None, {}, _csv),
     ("chexpert", "multilabel", None, {"uncertain": "ignore"}, lambda tmp: make_chexpert(tmp)),
     ("mimic_cxr", "multilabel", None, {"uncertain": "ones"}, lambda tmp: make_mimic_cxr(tmp)),
+    ("padchest", "multilabel", None, {}, lambda tmp: archives.make_padchest(tmp)),
+    ("rsna_pneumonia", "binary", None, {}, lambda tmp: archives.make_rsna(tmp)),
+    ("rsna_pneumonia", "multiclass", "detailed", {}, lambda tmp: archives.make_rsna(tmp)),
+    ("rsna_pneumonia", "multilabel", "findings", {}, lambda tmp: archives.make_rsna(tmp)),
+    ("vindr_cxr", "multilabel", None, {"label": "any"}, lambda tmp: archives.make_vindr(tmp)),
+    ("siim_pneumothorax", "binary", None, {}, lambda tmp: archives.make_siim(tmp)),
+    ("siim_pneumothorax", "multilabel", None, {}, lambda tmp: archives.make_siim(tmp)),
+    ("shenzhen", "binary", None, {}, lambda tmp: archives.make_tb(tmp, "shenzhen")),
+    ("montgomery", "binary", None, {}, lambda tmp: archives.make_tb(tmp, "montgomery")),
 ]
 
 

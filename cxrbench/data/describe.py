@@ -123,6 +123,12 @@ def _image_sizes(table: SampleTable, workers: int | None = None) -> dict[str, An
     return {"source": "not files (generated or custom loader)"}
 
 
+def _metadata(table: SampleTable) -> dict[str, dict[str, int]]:
+    """Images per value of the per-row ``view`` and ``source`` extras (the ones the table has)."""
+    return {k: dict(Counter(str(v) for v in table.extras[k]).most_common())
+            for k in ("view", "source") if k in table.extras}
+
+
 def describe_table(table: SampleTable, name: str, task: str, workers: int | None = None) -> dict[str, Any]:
     """The description of an already loaded table (see :func:`describe_dataset`)."""
     parts = np.asarray(table.official_split if table.official_split is not None else ["all"] * len(table))
@@ -142,6 +148,7 @@ def describe_table(table: SampleTable, name: str, task: str, workers: int | None
         "views": _views(table, parts),
         "patients": _patients(table, parts),
         "leakage": _leakage(table),
+        "metadata": _metadata(table),
         "image_size": _image_sizes(table, workers),
         "skipped_rows": [{"id": i, "reason": r} for i, r in skipped],
         "notes": notes,
@@ -211,6 +218,8 @@ def render(desc: dict[str, Any], console: Console) -> None:
         pairs = ", ".join(f"{k}: {v}" for k, v in leak["pairs"].items())
         console.print(f"[{style}]official split leakage: {n} patient(s) in more than one split[/{style}] ({pairs})"
                       + (f", e.g. {', '.join(leak['examples'][:5])}" if n else ""))
+    for what, counts in desc.get("metadata", {}).items():
+        console.print(f"{what}: " + ", ".join(f"{k or '(blank)'} {v:,}" for k, v in counts.items()))
     size = desc["image_size"]
     if size.get("width"):
         w, h = size["width"], size["height"]
