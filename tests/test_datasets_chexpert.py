@@ -94,7 +94,7 @@ def test_describe_counts_equal_hand_counts(root):
     assert d["not_annotated"]["train"]["Cardiomegaly"] == 2  # one uncertain + one blank
     assert d["not_annotated"]["train"]["Effusion"] == 2 and d["not_annotated"]["test"]["Effusion"] == 0
     assert d["counts"]["train"]["total"] == 5 and d["counts"]["test"]["total"] == 3
-    assert d["views"] == {"train": {"AP": 3, "PA": 2}, "test": {"AP": 2, "PA": 1}}
+    assert d["metadata"] == {"view": {"AP": 5, "PA": 3}, "source": {"chexpert": 8}}
     p = d["patients"]
     assert p["n_patients"] == 6 and p["per_split"] == {"train": 3, "test": 3}
     assert p["images_per_patient_histogram"] == {"1": 4, "2": 2, "3-5": 0, "6+": 0}

@@ -74,7 +74,7 @@ def test_describe_counts_equal_hand_counts(tmp_path):
     assert c["train"]["Cardiomegaly"] == 0 and c["val"]["Cardiomegaly"] == 1  # the train one is uncertain
     assert d["uncertain"]["train"]["Cardiomegaly"] == 1 and d["uncertain"]["val"]["Effusion"] == 1
     assert d["not_annotated"]["train"]["Cardiomegaly"] == 2 and d["not_annotated"]["test"]["Effusion"] == 1
-    assert d["views"] == {"train": {"PA": 1, "AP": 1}, "val": {"AP": 1}, "test": {"PA": 1}}
+    assert d["metadata"] == {"view": {"PA": 2, "AP": 2}, "source": {"mimic_cxr": 4}}
     assert d["patients"]["n_patients"] == 3 and d["patients"]["per_split"] == {"train": 1, "val": 1, "test": 1}
     assert d["patients"]["images_per_patient"]["max"] == 2
     assert len(d["skipped_rows"]) == 1

@@ -4,7 +4,7 @@ Counts per official split and class, patients and images per patient, image size
 file headers only, in parallel) and the leakage check of the official split (patients present in
 more than one part). Multilabel tables with ``label_mask`` / ``label_uncertain`` also get, per split
 and label, the entries not annotated (``not_annotated``) and those the archive marks uncertain
-(``uncertain``, whatever the loader's policy made of them); ``views`` counts ``extras["view"]``.
+(``uncertain``, whatever the loader's policy made of them).
 """
 
 from __future__ import annotations
@@ -58,15 +58,6 @@ def _cells(matrix: np.ndarray | None, names: list[str], parts: np.ndarray) -> di
     m = np.asarray(matrix, dtype=bool)
     return {part: {c: int(m[parts == part, k].sum()) for k, c in enumerate(names)}
             for part in SPLIT_ORDER if part in set(parts)}
-
-
-def _views(table: SampleTable, parts: np.ndarray) -> dict[str, dict[str, int]] | None:
-    """Per split, images per ``extras["view"]`` value (None when the table has no views)."""
-    views = table.extras.get("view")
-    if views is None:
-        return None
-    v = np.asarray(views, dtype=str)
-    return {part: dict(Counter(v[parts == part].tolist()).most_common()) for part in SPLIT_ORDER if part in set(parts)}
 
 
 def _patients(table: SampleTable, parts: np.ndarray) -> dict[str, Any] | None:
@@ -145,7 +136,6 @@ def describe_table(table: SampleTable, name: str, task: str, workers: int | None
         "not_annotated": _cells(None if table.label_mask is None else ~np.asarray(table.label_mask, dtype=bool),
                                 list(table.class_names), parts),
         "uncertain": _cells(table.label_uncertain, list(table.class_names), parts),
-        "views": _views(table, parts),
         "patients": _patients(table, parts),
         "leakage": _leakage(table),
         "metadata": _metadata(table),
@@ -197,9 +187,6 @@ def render(desc: dict[str, Any], console: Console) -> None:
             for c in next(iter(cells.values())):
                 t.add_row(c, *[f"{row[c]:,}" for row in cells.values()])
             console.print(t)
-    if desc.get("views"):
-        console.print("views: " + "; ".join(f"{part}: " + ", ".join(f"{v or '(none)'} {n:,}" for v, n in row.items())
-                                            for part, row in desc["views"].items()))
 
     pat = desc["patients"]
     if pat is not None:
