@@ -125,3 +125,39 @@ def test_bad_input_names_file_and_row(tmp_path):
 def test_contract(tmp_path):
     t = check_dataset_spec(mimic_cxr.SPEC, make_mimic_cxr(tmp_path), {"uncertain": "zeros"}, classes=list(CLASSES))
     assert t.label_mask is not None and not t.label_mask[:, -1].any()
+
+
+def test_chestxray14_to_chexpert_and_mimic_external_labels_they_lack_are_not_evaluated(tmp_path, monkeypatch):
+    """The cross-dataset shape: train on ChestX-ray14, test on CheXpert valid and MIMIC-CXR; a suite label
+    an external archive lacks (Infiltration) is masked there, never scored as negative."""
+    import math
+
+    from cxrbench.data.datasets.miniature import make_chestxray14, tiny_suite
+    from cxrbench.data.datasets.miniature_chexpert import make_chexpert
+    from cxrbench.engine.runner import run_suite
+    from cxrbench.results.predictions import read_predictions
+
+    monkeypatch.setenv("CXRBENCH_CACHE", str(tmp_path / "cache"))
+    classes = ["Cardiomegaly", "Effusion", "Atelectasis", "Infiltration"]
+    same = {c: c for c in classes}
+    external = [
+        {"name": "chexpert", "dataset": {"name": "chexpert", "root": str(make_chexpert(tmp_path)),
+                                         "options": {"uncertain": "ignore"}}, "classes": classes, "label_map": same},
+        {"name": "mimic", "dataset": {"name": "mimic_cxr", "root": str(make_mimic_cxr(tmp_path / "mimic")),
+                                      "options": {"uncertain": "zeros"}}, "classes": classes, "split": "all",
+         "label_map": same},
+    ]
+    suite = tiny_suite(tmp_path / "s.yaml", {"name": "chestxray14", "root": str(make_chestxray14(tmp_path / "nih"))},
+                       {"type": "multilabel", "classes": classes},
+                       split={"strategy": "official", "val_fraction": 0.25}, external_test=external,
+                       metrics={"primary": "mean_auc", "report": ["mean_auc"], "bootstrap": 10})
+    out = run_suite(suite, results_root=tmp_path / "res", device="cpu")
+    record = next(r for r in out.records if r.model == "lenet")
+    assert out.status == "complete" and record.status == "ok"
+    chex = record.external["chexpert"]
+    assert chex["n"] == 3 and math.isfinite(chex["metrics"]["mean_auc"])  # Cardiomegaly, Effusion: both classes
+    stored = read_predictions(out.store.dir / chex["predictions_path"], classes, "multilabel").pred
+    assert not stored.mask[:, 3].any() and stored.mask[:, :2].all()  # Infiltration: not evaluated
+    mimic = read_predictions(out.store.dir / record.external["mimic"]["predictions_path"], classes, "multilabel").pred
+    np.testing.assert_array_equal(mimic.mask[:, :3], np.array(hand("zeros")[1])[:, [1, 2, 0]])
+    np.testing.assert_array_equal(mimic.y_true[:, :3], np.array(hand("zeros")[0])[:, [1, 2, 0]])
