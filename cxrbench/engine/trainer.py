@@ -45,11 +45,11 @@ class MaskedBCEWithLogits(nn.Module):
     Without NaNs this is ``nn.BCEWithLogitsLoss()``."""
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logits, target = logits.float(), target.float()  # fp32 under autocast too
         known = ~torch.isnan(target)
-        weight = known.to(logits.dtype)
+        weight = known.float()
         loss = nn.functional.binary_cross_entropy_with_logits(
-            logits, torch.where(known, target, torch.zeros_like(target)).to(logits.dtype), weight=weight,
-            reduction="sum")
+            logits, torch.where(known, target, torch.zeros_like(target)), weight=weight, reduction="sum")
         return loss / weight.sum().clamp(min=1.0)
 
 
