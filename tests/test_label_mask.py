@@ -160,3 +160,19 @@ def test_select_classes_masks_what_the_archive_lacks():
         requested_classes("x", ["Covid"], ["Effusion"])
     with pytest.raises(DatasetError, match="same class twice"):
         requested_classes("x", ["Effusion", "pleural effusion"], ["Effusion"])
+
+
+def test_report_roc_curves_and_errors_skip_masked_cells():
+    from cxrbench.report.diagnostics import most_confident_errors, roc_curves
+
+    p = _pred(5, n=20)
+    curves, skipped = roc_curves(p)
+    assert skipped == ["D"]
+    for c in curves:
+        j = NAMES.index(c["name"])
+        r = _rows(p, j)
+        assert c["auc"] == pytest.approx(skm.roc_auc_score(p.y_true[r, j], p.y_prob[r, j]), abs=1e-12)
+    errors = most_confident_errors([f"id{i}" for i in range(20)], p, 1000)
+    wrong = (p.y_pred != p.y_true) & p.mask
+    assert len(errors) == int(wrong.sum()) and all(p.mask[e["row"], NAMES.index(e["caption"].split(":")[0])]
+                                                    for e in errors)
