@@ -168,3 +168,17 @@ def test_ignore_suite_end_to_end(tmp_path, monkeypatch):
     row = board.rows.set_index("model").loc["lenet"]
     assert row["mean_auc_mean"] == pytest.approx(record.metrics["mean_auc"])
     assert all(math.isfinite(row[c]) for c in ("mean_auc_ci_low", "mean_auc_ci_high", "auprc_mean", "f1_mean"))
+
+
+def test_cli_describe_json_and_a_bad_file_exit_codes(root, capsys):
+    import json
+
+    from cxrbench.cli import main
+
+    assert main(["datasets", "describe", "chexpert", "--root", str(root), "--option", "uncertain=ones", "--json"]) == 0
+    desc = json.loads(capsys.readouterr().out)
+    assert desc["uncertain"]["train"]["Cardiomegaly"] == 1 and desc["counts"]["train"]["Cardiomegaly"] == 2
+    _rewrite(root / "valid.csv", "0.0,1.0,1.0,1.0,0.0", "0.0,1.0,x,1.0,0.0")
+    assert main(["datasets", "describe", "chexpert", "--root", str(root)]) == 2
+    err = capsys.readouterr()
+    assert "valid.csv line 2, column 'Cardiomegaly'" in err.out + err.err
