@@ -151,6 +151,10 @@ class SampleTable:
     """Multilabel only: ``(N, K)`` bool, False where that row's label is not annotated (a class the
     archive lacks, a blank, an uncertain label under ``uncertain: ignore``). Masked entries count in
     neither the loss nor the metrics. None = every label known. See :mod:`cxrbench.data.label_space`."""
+    label_uncertain: np.ndarray | None = None
+    """Multilabel only, optional: ``(N, K)`` bool, True where the archive marks the label *uncertain*
+    (CheXpert's -1), whatever the loader's uncertainty policy made of it. ``describe`` counts these
+    apart; training and metrics read only ``labels`` and ``label_mask``."""
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -259,7 +263,9 @@ class Predictions:
 
     ``y_true`` is ``(N,)`` class indices or ``(N, K)`` multi-hot; ``y_prob`` is ``(N, K)``
     probabilities (softmax rows or per-label sigmoids); ``y_pred`` is ``(N,)`` predicted indices or
-    ``(N, K)`` 0/1; ``positive`` is the positive class index for binary tasks.
+    ``(N, K)`` 0/1; ``positive`` is the positive class index for binary tasks. ``mask`` (multilabel
+    only) is ``(N, K)`` bool, False where that row's label is not annotated: every metric of a label
+    uses its unmasked rows only (``y_true`` there is a placeholder 0). None = every label known.
     """
 
     y_true: np.ndarray
@@ -269,11 +275,13 @@ class Predictions:
     class_names: tuple[str, ...]
     positive: int = 1
     loss: float | None = None
+    mask: np.ndarray | None = None
 
     def subset(self, idx: np.ndarray) -> "Predictions":
         """The same predictions restricted to rows ``idx`` (used by the bootstrap)."""
         return Predictions(self.y_true[idx], self.y_prob[idx], self.y_pred[idx], self.task,
-                           self.class_names, self.positive, None)
+                           self.class_names, self.positive, None,
+                           None if self.mask is None else self.mask[idx])
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from cxrbench.errors import SuiteError
+from cxrbench.errors import DatasetError, SuiteError
 
 VOCABULARY: tuple[str, ...] = (
     "Atelectasis", "Consolidation", "Infiltration", "Pneumothorax", "Edema", "Emphysema", "Fibrosis",
@@ -47,6 +47,33 @@ _CANONICAL = {key(n): n for n in VOCABULARY} | {key(s): n for s, n in SYNONYMS.i
 def canonical(name: str) -> str | None:
     """The vocabulary name ``name`` denotes (any spelling in :data:`SYNONYMS`), or None."""
     return _CANONICAL.get(key(name))
+
+
+def archive_name(name: str) -> str:
+    """The name a table uses for an archive's label ``name``: its vocabulary name when it has one
+    (CheXpert's "Pleural Effusion" -> "Effusion"), else the archive's own spelling ("Support Devices")."""
+    return canonical(name) or name
+
+
+def requested_classes(dataset: str, classes: Sequence[str], available: Sequence[str]) -> None:
+    """Raise a DatasetError for a requested class that is neither one of ``available`` nor a
+    vocabulary name (a vocabulary name the archive lacks is *missing*: masked, not an error)."""
+    have = {key(a) for a in available} | {key(canonical(a) or a) for a in available}
+    unknown = [c for c in classes if key(c) not in have and canonical(c) is None]
+    if unknown:
+        raise DatasetError(f"dataset {dataset!r}: unknown labels {unknown}; expected names from "
+                           f"{list(available)} or the shared vocabulary {list(VOCABULARY)} (case-insensitive)")
+    keys = [key(canonical(c) or c) for c in classes]
+    if len(set(keys)) != len(keys):
+        raise DatasetError(f"dataset {dataset!r}: labels {list(classes)} name the same class twice")
+
+
+def missing_note(dataset: str, missing: Sequence[str]) -> list[str]:
+    """The table note for classes the archive does not annotate (empty when none)."""
+    if not missing:
+        return []
+    return [f"{dataset} does not annotate {', '.join(missing)}: masked for every row (not evaluated, never "
+            f"scored as negative)"]
 
 
 def select_classes(available: Mapping[str, np.ndarray], classes: Sequence[str],

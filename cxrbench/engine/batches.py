@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from cxrbench.data.transforms import eval_transform, normalization_stats, train_transform
-from cxrbench.models.predict import normalize
+from cxrbench.models.predict import normalize, with_unknown_as_nan
 
 if TYPE_CHECKING:  # pragma: no cover
     from cxrbench.data.prepare import PreparedData
@@ -26,7 +26,7 @@ class Batches:
     images: torch.Tensor
     """uint8 ``(N, C, S, S)`` on the CPU."""
     labels: torch.Tensor
-    """``(N,)`` long or ``(N, K)`` float."""
+    """``(N,)`` long or ``(N, K)`` float (NaN = not annotated, see :func:`label_tensor`)."""
     mean: torch.Tensor
     std: torch.Tensor
     train_transform: Callable[[torch.Tensor], torch.Tensor] | None = None
@@ -75,6 +75,14 @@ class Batches:
         return min(n, max_steps) if max_steps else n
 
 
+def label_tensor(labels: np.ndarray, mask: np.ndarray | None, task: str) -> torch.Tensor:
+    """Labels as the engine carries them: long class indices, or multilabel float 0/1 with NaN where
+    ``mask`` is False (not annotated: the loss and the metrics skip it)."""
+    if task == "multilabel":
+        return torch.from_numpy(with_unknown_as_nan(labels, mask))
+    return torch.as_tensor(np.asarray(labels)).long()
+
+
 def make_batches(suite: Suite, data: PreparedData,
                  stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> Batches:
     """Shared tensors + transforms for every job (normalisation statistics from fold 0's train rows,
@@ -86,7 +94,6 @@ def make_batches(suite: Suite, data: PreparedData,
     with warnings.catch_warnings():  # arrays from Ray's object store are read-only; rows are only copied out
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         images = torch.from_numpy(data.images)
-        labels = torch.as_tensor(data.table.labels)
-    labels = labels.float() if suite.task.type == "multilabel" else labels.long()
+    labels = label_tensor(data.table.labels, data.table.label_mask, suite.task.type)
     return Batches(images, labels, stats[0], stats[1], train_transform(list(suite.augment), suite.input),
                    eval_transform(suite.input))

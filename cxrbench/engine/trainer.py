@@ -39,9 +39,23 @@ def make_schedule(cfg: ScheduleConfig, opt: torch.optim.Optimizer, epochs: int):
     return None
 
 
+class MaskedBCEWithLogits(nn.Module):
+    """BCE-with-logits averaged over the *known* label entries: a NaN target (not annotated, see
+    :func:`cxrbench.engine.batches.label_tensor`) has weight 0; a batch with none known gives 0.
+    Without NaNs this is ``nn.BCEWithLogitsLoss()``."""
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logits, target = logits.float(), target.float()  # fp32 under autocast too
+        known = ~torch.isnan(target)
+        weight = known.float()
+        loss = nn.functional.binary_cross_entropy_with_logits(
+            logits, torch.where(known, target, torch.zeros_like(target)), weight=weight, reduction="sum")
+        return loss / weight.sum().clamp(min=1.0)
+
+
 def make_loss(task: str) -> nn.Module:
-    """Cross-entropy over softmax classes, or BCE-with-logits per label."""
-    return nn.BCEWithLogitsLoss() if task == "multilabel" else nn.CrossEntropyLoss()
+    """Cross-entropy over softmax classes, or BCE-with-logits per known label (masked entries skipped)."""
+    return MaskedBCEWithLogits() if task == "multilabel" else nn.CrossEntropyLoss()
 
 
 @dataclass

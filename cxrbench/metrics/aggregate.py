@@ -80,7 +80,10 @@ def _concat(preds: list[Predictions]) -> Predictions:
     if len(preds) == 1:
         return first
     cat = [np.concatenate([getattr(p, a) for p in preds]) for a in ("y_true", "y_prob", "y_pred")]
-    return Predictions(*cat, first.task, first.class_names, first.positive, None)
+    mask = None
+    if any(p.mask is not None for p in preds):
+        mask = np.concatenate([np.ones(np.shape(p.y_true), dtype=bool) if p.mask is None else p.mask for p in preds])
+    return Predictions(*cat, first.task, first.class_names, first.positive, None, mask)
 
 
 def pool_by_seed(tables: Sequence[FoldPredictions]) -> list[PooledSeed]:

@@ -28,16 +28,39 @@ def probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:
     return torch.sigmoid(logits) if task == "multilabel" else torch.softmax(logits, dim=1)
 
 
+def with_unknown_as_nan(labels: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """Multilabel 0/1 ``labels`` as float32 with NaN where ``mask`` is False: how the engine carries
+    masked labels through its tensors (the loss and :func:`split_unknown` read the NaNs)."""
+    out = np.asarray(labels, dtype=np.float32).copy()
+    if mask is not None:
+        out[~np.asarray(mask, dtype=bool)] = np.nan
+    return out
+
+
+def split_unknown(y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The inverse of :func:`with_unknown_as_nan`: ``(0/1 int64 labels, mask or None when all known)``."""
+    y = np.asarray(y)
+    if not np.issubdtype(y.dtype, np.floating):
+        return y.astype(np.int64), None
+    known = ~np.isnan(y)
+    labels = np.where(known, y, 0).astype(np.int64)
+    return labels, (None if known.all() else known)
+
+
 def to_predictions(prob: np.ndarray, y_true: np.ndarray, task: TaskType, class_names: tuple[str, ...],
                    positive: int, loss: float | None = None) -> Predictions:
-    """Probabilities ``(N, K)`` and labels -> :class:`Predictions` (argmax, or each label at 0.5)."""
+    """Probabilities ``(N, K)`` and labels -> :class:`Predictions` (argmax, or each label at 0.5).
+
+    Multilabel ``y_true`` may be float with NaN where a label is not annotated: that becomes the mask.
+    """
     prob = np.asarray(prob, dtype=np.float64)
+    mask = None
     if task == "multilabel":
-        y_true = np.asarray(y_true).astype(int)
+        y_true, mask = split_unknown(y_true)
         y_pred = (prob >= 0.5).astype(int)
     else:
         y_pred = prob.argmax(axis=1)
-    return Predictions(np.asarray(y_true), prob, y_pred, task, class_names, positive, loss=loss)
+    return Predictions(np.asarray(y_true), prob, y_pred, task, class_names, positive, loss=loss, mask=mask)
 
 
 @torch.inference_mode()

@@ -41,11 +41,13 @@ from cxrbench.suite.schema import Suite
 def _majority_score(primary: str, data: PreparedData, fold: Any, suite: Suite, registry: Registry) -> float:
     """The majority baseline's primary metric on the fold's test rows (fitted on its training rows)."""
     labels = np.asarray(data.table.labels)
+    mask = data.table.label_mask
     k = len(suite.task.classes)
     prob, pred = baseline_predict("majority", labels[fold.train], len(fold.test), k,
-                                  suite.task.type == "multilabel", np.random.default_rng(0))
+                                  suite.task.type == "multilabel", np.random.default_rng(0),
+                                  None if mask is None else np.asarray(mask)[fold.train])
     preds = Predictions(labels[fold.test], prob, pred, suite.task.type, tuple(suite.task.classes),
-                        suite.task.positive_index)
+                        suite.task.positive_index, mask=None if mask is None else np.asarray(mask)[fold.test])
     return compute_metrics(preds, [primary], registry)[primary]
 
 
