@@ -235,3 +235,21 @@ def test_external_ci_is_the_bootstrap_of_the_stored_predictions(finished):
             assert (row[f"ext:{name}:accuracy_ci_low"], row[f"ext:{name}:accuracy_ci_high"]) == \
                 pytest.approx((ref.low, ref.high))
             assert ref.low <= row[f"ext:{name}:accuracy_mean"] <= ref.high
+
+
+def test_without_label_map_the_vocabulary_names_match(tmp_path):
+    """No label_map: classes of the same (vocabulary) name map to each other; a source class the suite
+    lacks is an error for a single-label suite, and left out for a multilabel one."""
+    from types import SimpleNamespace
+
+    from cxrbench.data.external import identity_map
+
+    multi = SimpleNamespace(task=SimpleNamespace(classes=["Effusion", "Pleural_Thickening"]))
+    table = SimpleNamespace(class_names=["Pleural Effusion", "pleural thickening", "Hernia"])
+    assert identity_map(table, "multilabel", multi) == {"Pleural Effusion": "Effusion",
+                                                        "pleural thickening": "Pleural_Thickening"}
+    binary = SimpleNamespace(task=SimpleNamespace(classes=["normal", "pneumonia"]))
+    assert identity_map(SimpleNamespace(class_names=["NORMAL", "Pneumonia"]), "binary", binary) == {
+        "NORMAL": "normal", "Pneumonia": "pneumonia"}
+    with pytest.raises(SuiteError, match="source class 'covid' is not one of the suite's classes"):
+        identity_map(SimpleNamespace(class_names=["normal", "covid"]), "multiclass", binary)

@@ -1,7 +1,9 @@
 """External test sets: another dataset, relabelled into the suite's classes, decoded like the main one.
 
 A suite's ``external_test`` entry names a dataset and a ``label_map`` from that dataset's class (or
-label) names to the suite's class names. Names match case-, space-, underscore- and
+label) names to the suite's class names; without one, classes of the same vocabulary name
+(:mod:`cxrbench.data.label_space`) map to each other (:func:`identity_map`) and a multilabel suite
+asks the dataset for its own labels. Names match case-, space-, underscore- and
 hyphen-insensitively. The rules:
 
 - single-label source (binary / multiclass): every source class must be a key, mapped to a suite
@@ -167,6 +169,27 @@ def relabel(labels: np.ndarray, class_names: list[str], multilabel_source: bool,
     return Relabelled(keep, member[keep].argmax(axis=1).astype(np.int64), dropped)
 
 
+def identity_map(table: SampleTable, task: str, suite: Suite) -> dict[str, str | None]:
+    """The ``label_map`` an entry without one gets: each suite class from the source class of the same
+    (vocabulary) name. Raises SuiteError when a source class has no suite counterpart."""
+    from cxrbench.data.label_space import canonical
+
+    suite_by = {norm(canonical(c) or c): c for c in suite.task.classes}
+    out: dict[str, str | None] = {}
+    for name in table.class_names:
+        target = suite_by.get(norm(canonical(name) or name))
+        if target is None and task != "multilabel":
+            raise SuiteError(f"no label_map given, and source class {name!r} is not one of the suite's classes "
+                             f"{list(suite.task.classes)}; write a label_map (external class -> suite class, "
+                             f"null to drop its rows)")
+        if target is not None:
+            out[name] = target
+    if not out:
+        raise SuiteError(f"no label_map given, and none of the dataset's labels {list(table.class_names)} is one of "
+                         f"the suite's classes {list(suite.task.classes)}")
+    return out
+
+
 def _missing_hint(message: str, index: int) -> str:
     """A dataset's missing-data message with its ``--set dataset.*`` hints pointed at this entry."""
     lines = [line for line in message.splitlines() if "run the same suite on synthetic data" not in line]
@@ -182,7 +205,8 @@ def load_source(cfg: ExternalTestConfig, suite: Suite, registry: Registry) -> tu
     except UnknownNameError as exc:
         raise SuiteError(f"dataset.name: {exc}") from None
     task = external_task(cfg, suite.task.type, tuple(spec.tasks))
-    table = load_dataset(spec, task, tuple(cfg.classes or ()), cfg.dataset.root, cfg.dataset.options,
+    classes = cfg.classes or (list(suite.task.classes) if cfg.label_map is None and task == "multilabel" else ())
+    table = load_dataset(spec, task, tuple(classes), cfg.dataset.root, cfg.dataset.options,
                          cfg.dataset.variant)
     if len(table) == 0:
         raise DatasetError(f"dataset {spec.name!r} has no images")
@@ -205,7 +229,8 @@ def load_external(index: int, cfg: ExternalTestConfig, suite: Suite, registry: R
         else:
             rows = "all"
         n_rows = len(table)
-        mapped = relabel(np.asarray(table.labels), list(table.class_names), task == "multilabel", cfg.label_map,
+        mapped = relabel(np.asarray(table.labels), list(table.class_names), task == "multilabel",
+                         cfg.label_map if cfg.label_map is not None else identity_map(table, task, suite),
                          suite.task.type, list(suite.task.classes), table.label_mask)
         if len(mapped.keep) == 0:
             raise DatasetError(f"no row of dataset {cfg.dataset.name!r} is left after the label map "

@@ -321,8 +321,12 @@ class ExternalTestConfig(Strict):
     split: Literal["test", "all"] = Field(
         "test", description="test = the dataset's official test rows (every row when it ships no official "
                             "split); all = every row.")
-    label_map: dict[str, str | None] = Field(
-        min_length=1, description="External class/label name -> suite class name; null drops those rows.")
+    label_map: dict[str, str | None] | None = Field(
+        None, min_length=1,
+        description="External class/label name -> suite class name; null drops those rows. Omitted: the "
+                    "shared label space (cxrbench.data.label_space): a multilabel suite asks the dataset for "
+                    "its own labels by their vocabulary names (a label the archive lacks is not evaluated); "
+                    "a single-label suite needs the dataset's classes to be the suite's.")
 
 
 class Suite(Strict):
