@@ -106,6 +106,7 @@ class Small(nn.Module):
         return self.head(self.body(x).mean(dim=(2, 3)))
 
 
+@pytest.mark.slow  # on a loaded machine busy blocks are dropped until the time cap (~50 s); the CLI test is quick
 def test_profile_paired_runs_both_models_in_one_pinned_process():
     torch.manual_seed(0)
     cfg = LatencyConfig(runtimes=["torch"], threads=[1], batch_sizes=[1], preset="quick", calibration=False,
@@ -119,3 +120,22 @@ def test_profile_paired_runs_both_models_in_one_pinned_process():
     assert low <= rec["ratio_b_over_a"] <= high and rec["ratio_ci_coverage"] >= 0.95
     assert rec["ratio_b_over_a"] > 2.0  # twelve convolutions against one
     assert len(rec["cpus"]) == 1
+
+
+def test_cli_paired_json_and_errors(capsys):
+    import json
+
+    from cxrbench.cli import main
+
+    args = ["profile", "lenet", "lenet", "--input-size", "32", "--in-chans", "1", "--paired", "--preset", "quick",
+            "--min-samples", "30", "--min-seconds", "0.1", "--device-name", "test"]
+    assert main([*args, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    (rec,) = doc["paired"]
+    assert rec["status"] == "ok" and rec["runtime"] == "torch" and (rec["a"], rec["b"]) == ("lenet", "lenet")
+    assert rec["ratio_ci"][0] <= rec["ratio_b_over_a"] <= rec["ratio_ci"][1]
+    assert [r["model"] for r in doc["models"]] == ["lenet", "lenet"]
+    assert main(["profile", "lenet", "--paired"]) != 0
+    assert "exactly two models" in capsys.readouterr().err
+    assert main([*args, "--out", "x.json"]) != 0
+    assert "no latency file" in capsys.readouterr().err
