@@ -11,7 +11,8 @@ import torch.nn as nn
 
 from cxrbench.metrics.quantiles import paired_ratio_ci, quantile_ci
 from cxrbench.profiling.latency import measure
-from cxrbench.profiling.paired import PAIRED_SCHEMA, interleave, paired_summary, profile_paired
+from cxrbench.profiling.paired import PAIRED_SCHEMA, interleave, paired_summary
+from cxrbench.profiling.paired_run import profile_paired
 from cxrbench.suite.latency import LatencyConfig
 
 TRUE_RATIO = 1.25  # B takes 1.25x as long as A

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
 LATENCY_PRESETS = ("default", "quick")
 """The names of :data:`cxrbench.suite.latency.PRESETS` (``--preset`` choices)."""
 LATENCY_OPTIONS = ("runtimes", "threads", "batch_sizes", "preset", "device", "device_name", "min_samples",
-                   "min_seconds", "max_seconds", "cpus", "busy_scope", "suite", "out", "run", "paired", "end_to_end")
+                   "min_seconds", "max_seconds", "cpus", "busy_scope", "suite", "out", "run", "paired")
 
 
 def _csv(text: str) -> list[str]:
@@ -65,11 +65,6 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
                    help="two models: interleave them in A B B A chunks in the same pinned processes and report "
                         "the latency ratio B/A with a CI (machine drift cancels); default runtime torch")
     g.add_argument("--chunk-iters", type=int, default=5, help="--paired: iterations per chunk (default 5)")
-    g.add_argument("--end-to-end", action="store_true",
-                   help="also time decode of a full-size radiograph file + resize + normalise + inference "
-                        "(batch 1), beside model-only time")
-    g.add_argument("--image", type=Path, help="--end-to-end: the radiograph file (JPEG, PNG or DICOM; default: a "
-                                               "generated 2000 x 1800 JPEG)")
 
 
 def latency_config(args: argparse.Namespace, base: LatencyConfig | None = None) -> LatencyConfig:
@@ -218,7 +213,7 @@ def _paired_command(args: argparse.Namespace, targets: list[_Target], rows: list
     thread count and batch size), printed as JSON (``{"models": cost rows, "paired": records}``) or a table."""
     import torch
 
-    from cxrbench.profiling.paired import profile_paired
+    from cxrbench.profiling.paired_run import profile_paired
 
     if len(targets) != 2:
         raise CxrbenchError(f"--paired compares exactly two models (A B), got {len(targets)}")
