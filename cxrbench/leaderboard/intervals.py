@@ -103,9 +103,23 @@ def board_comparison(tables: dict[str, list[FoldPredictions] | None], metric: st
         return None
     try:
         return compare_models(usable, spec.fn, higher_is_better=higher, adjust=adjust, alpha=alpha,
-                              n_resamples=n_resamples, seed=seed, delong=metric == "roc_auc")
+                              n_resamples=family_resamples(n_resamples, len(usable), alpha, adjust),
+                              seed=seed, delong=metric == "roc_auc")
     except ValueError:
         return None
+
+
+MAX_FAMILY_RESAMPLES = 20_000
+
+
+def family_resamples(n_resamples: int, n_models: int, alpha: float, adjust: str) -> int:
+    """Resamples for comparing ``n_models`` pairwise: enough that the smallest bootstrap p-value,
+    2 / (B + 1), can pass Holm's strictest threshold alpha / m for m = all pairs (with a factor 2 of
+    resolution to spare); at least ``n_resamples``, at most :data:`MAX_FAMILY_RESAMPLES`."""
+    m = n_models * (n_models - 1) // 2
+    if adjust == "none" or m <= 1:
+        return n_resamples
+    return int(min(max(n_resamples, 2 * math.ceil(2 * m / alpha)), MAX_FAMILY_RESAMPLES))
 
 
 def method_note(methods: dict[str, str]) -> str:
