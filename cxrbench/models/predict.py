@@ -67,17 +67,20 @@ def to_predictions(prob: np.ndarray, y_true: np.ndarray, task: TaskType, class_n
 def predict(forward: Forward, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], task: TaskType,
             class_names: tuple[str, ...], positive: int,
             loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> Predictions:
-    """Run ``forward`` over ``(x, y)`` batches; probabilities per batch, the mean loss when ``loss_fn``."""
-    probs, labels, loss_sum, n = [], [], 0.0, 0
+    """Run ``forward`` over ``(x, y)`` batches; probabilities, and the mean loss when ``loss_fn``.
+
+    Everything stays where ``forward`` put it until the end: one copy to the host, no per-batch sync.
+    """
+    probs, labels, losses, n = [], [], [], 0
     for x, y in batches:
         logits = torch.as_tensor(forward(x)).float()
         if loss_fn is not None:
-            loss_sum += loss_fn(logits, y).item() * len(x)
-        probs.append(probabilities(logits, task).cpu())
-        labels.append(y.cpu())
+            losses.append(loss_fn(logits, y).detach().double() * len(x))
+        probs.append(probabilities(logits, task))
+        labels.append(y)
         n += len(x)
     k = len(class_names)
-    prob = torch.cat(probs).numpy() if probs else np.zeros((0, k))
-    y_true = torch.cat(labels).numpy() if labels else np.zeros((0, k) if task == "multilabel" else (0,), int)
-    return to_predictions(prob, y_true, task, class_names, positive,
-                          loss=loss_sum / max(n, 1) if loss_fn is not None else None)
+    prob = torch.cat(probs).cpu().numpy() if probs else np.zeros((0, k))
+    y_true = torch.cat(labels).cpu().numpy() if labels else np.zeros((0, k) if task == "multilabel" else (0,), int)
+    loss = float(torch.stack(losses).sum().cpu()) / max(n, 1) if losses else 0.0
+    return to_predictions(prob, y_true, task, class_names, positive, loss=loss if loss_fn is not None else None)

@@ -55,6 +55,10 @@ class JobRecord:
     synthetic: bool = False
     started_at: str = ""
     finished_at: str = ""
+    runtime: dict[str, Any] = field(default_factory=dict)
+    """How the job ran on its device: ``device``, ``precision``, ``grad_scaler``, ``channels_last``,
+    ``compile`` (off | on | failed: ...), ``resampler`` (torchvision | kornia | None without
+    augmentation) and ``loader_workers``; empty for records written before it existed."""
     external: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Suite ``external_test`` name -> ``metrics``, ``ci``, ``n``, ``dropped``, ``predictions_path``, ...
     (:mod:`cxrbench.engine.external`)."""

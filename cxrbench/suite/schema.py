@@ -102,6 +102,13 @@ class InputConfig(Strict):
         None, ge=8, le=4096,
         description="Resize to this size when decoding (default image_size); random_crop then crops image_size.")
     normalization: Union[Literal["imagenet", "dataset", "none"], Normalization] = "imagenet"
+    augment_device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where training augmentation runs: cpu (torchvision, per image, in the loader "
+                            "workers) or cuda (kornia, whole batches on the GPU); auto = the training device "
+                            "when it is a GPU and kornia is installed. The resampler that ran is recorded.")
+    workers: Union[Annotated[int, Field(ge=0)], Literal["auto"]] = Field(
+        "auto", description="Background loader processes gathering (and on the CPU augmenting) batches; 0 = "
+                            "in the training process; auto = 0 on a CPU, up to 8 on a GPU. Never changes results.")
 
     @model_validator(mode="after")
     def _sizes(self) -> "InputConfig":
@@ -197,6 +204,11 @@ class TrainConfig(Strict):
     checkpoint: Literal["best", "last"] = Field("best", description="Which epoch's weights are evaluated on test.")
     save_checkpoints: bool = True
     max_steps_per_epoch: int | None = Field(None, ge=1, description="Cap on batches per epoch (quick runs).")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="Autocast dtype: auto = bf16 on a GPU that supports it (no GradScaler), else fp16 "
+                            "with a GradScaler; fp32 on a CPU. The resolved precision is part of the protocol.")
+    compile: bool = Field(False, description="torch.compile the model (falls back to eager, with a message, "
+                                             "where compilation fails). Not part of the protocol.")
 
 
 FREEZE_RE = re.compile(r"^(none|backbone|stages:\d+)$")

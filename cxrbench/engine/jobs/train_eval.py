@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 import time
 from typing import Any, Callable
 
@@ -33,6 +34,9 @@ from cxrbench.suite.loader import sha256_of
 from cxrbench.suite.schema import Suite
 
 log = logging.getLogger(__name__)
+
+MODEL_INIT_LOCK = threading.Lock()
+"""Seeding the CPU generator and building a model happen together (jobs may run in threads, one per GPU)."""
 
 
 class TrainEvaluate(JobKind):
@@ -92,8 +96,9 @@ def train_job(job: Job, suite: Suite, data: PreparedData, batches: Batches, regi
     train_cfg = suite.model_train(entry)
     check_fold(suite, fold, batches.labels.numpy())  # a threshold that cannot be fitted fails before training
     started = now_iso()
-    torch.manual_seed(job.seed)  # model initialisation is part of what the seed fixes
-    model, spec = build_model(suite, entry, registry)
+    with MODEL_INIT_LOCK:  # model initialisation is part of what the seed fixes
+        torch.default_generator.manual_seed(job.seed)
+        model, spec = build_model(suite, entry, registry)
     batches = batches.for_model(spec.input)  # a model's own intensity mapping (e.g. TorchXRayVision's)
     cost = model_cost(model, suite) if suite.profile.cost else {}
     monitor, higher = monitor_of(suite, registry)
@@ -136,7 +141,8 @@ def train_job(job: Job, suite: Suite, data: PreparedData, batches: Batches, regi
         model_config_sha256=sha256_of(config), plugin=spec.plugin,
         train_seconds=fit.seconds, eval_seconds=eval_seconds, n_train=len(fold.train), n_val=len(fold.val),
         n_test=len(fold.test), synthetic=data.synthetic, started_at=started, finished_at=now_iso(),
-        external=external, threshold=threshold, input=batches.describe(suite, spec.input))
+        external=external, threshold=threshold, input=batches.describe(suite, spec.input),
+        runtime=trainer.runtime())
     return JobOutput(record, csv, checkpoint, latency, external_csv)
 
 
