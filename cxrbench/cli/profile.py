@@ -21,8 +21,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 LATENCY_PRESETS = ("default", "quick")
 """The names of :data:`cxrbench.suite.latency.PRESETS` (``--preset`` choices)."""
+IMAGE_FORMATS = ("jpeg", "png", "png16", "dicom")
+""":data:`cxrbench.profiling.end_to_end.FORMATS` (``--image-format`` choices; a test keeps them equal)."""
 LATENCY_OPTIONS = ("runtimes", "threads", "batch_sizes", "preset", "device", "device_name", "min_samples",
-                   "min_seconds", "max_seconds", "cpus", "busy_scope", "suite", "out", "run", "paired")
+                   "min_seconds", "max_seconds", "cpus", "busy_scope", "suite", "out", "run", "paired", "end_to_end")
 
 
 def _csv(text: str) -> list[str]:
@@ -65,6 +67,15 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
                    help="two models: interleave them in A B B A chunks in the same pinned processes and report "
                         "the latency ratio B/A with a CI (machine drift cancels); default runtime torch")
     g.add_argument("--chunk-iters", type=int, default=5, help="--paired: iterations per chunk (default 5)")
+    g.add_argument("--end-to-end", action="store_true",
+                   help="also time, at batch 1 in the same processes, a radiograph file's decode + resize + "
+                        "normalise + inference (the training path's decoding), beside model-only latency")
+    g.add_argument("--image", type=Path, metavar="FILE",
+                   help="--end-to-end: the file (JPEG, PNG 8/16-bit, DICOM; default: a synthetic one is written)")
+    g.add_argument("--image-format", choices=IMAGE_FORMATS, default="jpeg",
+                   help="--end-to-end without --image: format of the synthetic radiograph (default jpeg)")
+    g.add_argument("--image-px", type=int, default=2048,
+                   help="--end-to-end without --image: its width and height in pixels (default 2048)")
 
 
 def latency_config(args: argparse.Namespace, base: LatencyConfig | None = None) -> LatencyConfig:
@@ -182,6 +193,8 @@ def profile_command(args: argparse.Namespace) -> int:
         if args.run:
             raise CxrbenchError("--run needs --suite")
         targets = _registered_targets(args, registry)
+    if args.end_to_end:
+        _check_end_to_end(args)
     rows = [{"model": t.label, **model_cost(*t.cost_args)} for t in targets]
     if args.paired:
         return _paired_command(args, targets, rows, suite, registry)
@@ -248,6 +261,22 @@ def _paired_command(args: argparse.Namespace, targets: list[_Target], rows: list
     return 0
 
 
+def _check_end_to_end(args: argparse.Namespace) -> None:
+    """What ``--end-to-end`` cannot be combined with, before any work."""
+    if args.paired:
+        raise CxrbenchError("--end-to-end and --paired cannot be combined (the paired mode times models only)")
+    if args.suite:
+        raise CxrbenchError("--end-to-end profiles models named on the command line, not --suite (not supported yet)")
+    if args.batch_sizes and "1" not in args.batch_sizes:
+        raise CxrbenchError(f"--end-to-end is timed at batch 1: add 1 to --batch-sizes ({','.join(args.batch_sizes)})")
+    if args.image is None and args.image_px < 8:
+        raise CxrbenchError(f"--image-px must be >= 8, got {args.image_px}")
+    if args.image is not None and not args.image.is_file():
+        from cxrbench.errors import DatasetError
+
+        raise DatasetError(f"{args.image}: end-to-end image not found")
+
+
 def _suite_latency(suite: Any, targets: list[_Target], cfg: LatencyConfig, registry: Any) -> list[dict[str, Any]]:
     """Latency of a suite's models by the policy of a profile-only run of that suite (its data, or
     the synthetic stand-in, calibrates int8; accuracy is measured only for trained weights)."""
@@ -273,28 +302,48 @@ def _suite_latency(suite: Any, targets: list[_Target], cfg: LatencyConfig, regis
 
 def _latency(targets: list[_Target], cfg: LatencyConfig, args: argparse.Namespace,
              registry: Any) -> list[dict[str, Any]]:
-    import torch
-
-    from cxrbench.profiling.data import synthetic_images
-    from cxrbench.profiling.profiler import profile_model, random_images
+    import tempfile
 
     n = cfg.calib_images if "int8" in cfg.runtimes else 16
     cache: dict[tuple[int, int], tuple[torch.Tensor, str]] = {}
     records = []
-    for t in targets:
-        key = (t.size, t.in_chans)
-        if key not in cache:
-            if args.calib == "random":
-                cache[key] = (random_images(n, t.in_chans, (t.size, t.size)), f"{n} random normal images")
-            else:
-                cache[key] = (synthetic_images(n, t.size, t.in_chans, registry=registry),
-                              f"{n} synthetic_cxr images (seed 0), ImageNet normalisation")
-        images, source = cache[key]
-        torch.manual_seed(0)
-        model = t.build()
-        records += profile_model(model, cfg, t.size, t.in_chans, images, None, name=t.label, meta=t.meta,
-                                 calib_source=source, registry=registry)
+    with tempfile.TemporaryDirectory(prefix="cxrbench-e2e-") as tmp:
+        image, generated = args.image, None
+        if getattr(args, "end_to_end", False) and image is None:
+            from cxrbench.profiling.end_to_end import write_radiograph
+
+            image = write_radiograph(tmp, args.image_format, args.image_px)
+            generated = f"synthetic_cxr image 0 (seed 0), {args.image_format}, {args.image_px} px"
+        for t in targets:
+            records += _latency_one(t, cfg, args, registry, n, cache, image, generated)
     return records
+
+
+def _latency_one(t: _Target, cfg: LatencyConfig, args: argparse.Namespace, registry: Any, n: int,
+                 cache: dict[tuple[int, int], tuple[torch.Tensor, str]], image: Path | None,
+                 generated: str | None) -> list[dict[str, Any]]:
+    """One model's records (calibration images cached per input shape; ``image``: --end-to-end's file)."""
+    import torch
+
+    from cxrbench.profiling.data import imagenet_stats, synthetic_images
+    from cxrbench.profiling.profiler import profile_model, random_images
+
+    key = (t.size, t.in_chans)
+    if key not in cache:
+        if args.calib == "random":
+            cache[key] = (random_images(n, t.in_chans, (t.size, t.size)), f"{n} random normal images")
+        else:
+            cache[key] = (synthetic_images(n, t.size, t.in_chans, registry=registry),
+                          f"{n} synthetic_cxr images (seed 0), ImageNet normalisation")
+    images, source = cache[key]
+    e2e = None
+    if getattr(args, "end_to_end", False):
+        mean, std = imagenet_stats(t.in_chans)
+        e2e = {"path": image, "mean": mean, "std": std, "normalization": "imagenet", "generated": generated}
+    torch.manual_seed(0)
+    model = t.build()
+    return profile_model(model, cfg, t.size, t.in_chans, images, None, name=t.label, meta=t.meta,
+                         calib_source=source, registry=registry, end_to_end=e2e)
 
 
 def _fmt(v: Any, spec: str) -> str:
@@ -342,6 +391,32 @@ def _print(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
                       _fmt(r["p90_ms"], ".2f"), _fmt(r["iqr_over_median"], ".3f"), str(r["n_samples"]),
                       str(r["interference"].get("chunks_dropped", "")), _fmt(r["throughput_ips"], ".1f"),
                       _fmt(r["achieved_gflops"], ".1f"), "" if frac is None else f"{100 * frac:.0f}%", ", ".join(notes))
+    console.print(table)
+    _print_end_to_end(console, [r for r in recs if r.get("end_to_end")])
+
+
+def _print_end_to_end(console: Any, recs: list[dict[str, Any]]) -> None:
+    """The ``--end-to-end`` table: stage medians, the total's median [CI] and p90, model-only beside it."""
+    from rich.table import Table
+
+    if not recs:
+        return
+    im = recs[0]["end_to_end"]["image"]
+    title = (f"end to end, batch 1: {im['format']} {im['width']}x{im['height']} {im['mode']} "
+             f"({im['bytes'] / 1e6:.2f} MB{', ' + im['generated'] if im.get('generated') else ''}) -> decode -> "
+             "resize + normalise -> inference; ms, stage medians")
+    table = Table(title=title, title_justify="left")
+    for c in ("model", "runtime", "thr", "decode", "preprocess", "inference", "total median [95% CI]", "total p90",
+              "model only", "n", "note"):
+        table.add_column(c)
+    for r in recs:
+        e = r["end_to_end"]
+        st = e["stages_median_ms"]
+        low, high = (_fmt(v, ".2f") or "?" for v in e["median_ci_ms"])
+        table.add_row(r["model"], r["runtime"], str(r["threads"]), f"{st['decode']:.2f}", f"{st['preprocess']:.2f}",
+                      f"{st['inference']:.2f}", f"{e['median_ms']:.2f} [{low}, {high}]", f"{e['p90_ms']:.2f}",
+                      f"{e['model_only_median_ms']:.2f}", str(e["n_samples"]),
+                      "[yellow]unstable[/yellow]" if e["unstable"] else "")
     console.print(table)
 
 
