@@ -12,7 +12,8 @@ total exactly):
   :func:`~cxrbench.data.images.decode_file`: open, the JPEG reduced-scale decode (``draft``, to at
   least twice the input size), full decode of PNG (8 or 16-bit), DICOM through its display chain;
 - **preprocess**: :func:`~cxrbench.data.images.finish_image` (16-bit to 8-bit, channel mode,
-  bilinear resize to the model's input size), the ``(1, C, S, S)`` contiguous tensor and
+  bilinear resize to the model's input size), the ``(1, C, S, S)`` contiguous copy (training
+  copies into its decode cache) and
   :func:`cxrbench.models.predict.normalize`: the code training and evaluation use;
 - **inference**: the runtime's ``bind(x)`` and call (on CUDA the host-to-device copy is in
   ``bind``, and the stage ends with a synchronisation).
@@ -134,7 +135,7 @@ def end_to_end_step(call_for: Callable[[Any], Callable[[], Any]], spec: dict[str
             t1 = clock()
             arr = finish_image(img, size, channels)
         chw = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-        x = normalize(torch.from_numpy(np.ascontiguousarray(chw))[None], mean, std)
+        x = normalize(torch.from_numpy(np.array(chw, order="C"))[None], mean, std)  # a copy, as into the cache
         t2 = clock()
         call_for(x)()
         if sync is not None:
