@@ -21,8 +21,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 LATENCY_PRESETS = ("default", "quick")
 """The names of :data:`cxrbench.suite.latency.PRESETS` (``--preset`` choices)."""
+IMAGE_FORMATS = ("jpeg", "png", "png16", "dicom")
+""":data:`cxrbench.profiling.end_to_end.FORMATS` (``--image-format`` choices; a test keeps them equal)."""
 LATENCY_OPTIONS = ("runtimes", "threads", "batch_sizes", "preset", "device", "device_name", "min_samples",
-                   "min_seconds", "max_seconds", "cpus", "busy_scope", "suite", "out", "run", "paired")
+                   "min_seconds", "max_seconds", "cpus", "busy_scope", "suite", "out", "run", "paired", "end_to_end")
 
 
 def _csv(text: str) -> list[str]:
@@ -65,6 +67,15 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
                    help="two models: interleave them in A B B A chunks in the same pinned processes and report "
                         "the latency ratio B/A with a CI (machine drift cancels); default runtime torch")
     g.add_argument("--chunk-iters", type=int, default=5, help="--paired: iterations per chunk (default 5)")
+    g.add_argument("--end-to-end", action="store_true",
+                   help="also time, at batch 1 in the same processes, a radiograph file's decode + resize + "
+                        "normalise + inference (the training path's decoding), beside model-only latency")
+    g.add_argument("--image", type=Path, metavar="FILE",
+                   help="--end-to-end: the file (JPEG, PNG 8/16-bit, DICOM; default: a synthetic one is written)")
+    g.add_argument("--image-format", choices=IMAGE_FORMATS, default="jpeg",
+                   help="--end-to-end without --image: format of the synthetic radiograph (default jpeg)")
+    g.add_argument("--image-px", type=int, default=2048,
+                   help="--end-to-end without --image: its width and height in pixels (default 2048)")
 
 
 def latency_config(args: argparse.Namespace, base: LatencyConfig | None = None) -> LatencyConfig:
@@ -182,6 +193,8 @@ def profile_command(args: argparse.Namespace) -> int:
         if args.run:
             raise CxrbenchError("--run needs --suite")
         targets = _registered_targets(args, registry)
+    if args.end_to_end:
+        _check_end_to_end(args)
     rows = [{"model": t.label, **model_cost(*t.cost_args)} for t in targets]
     if args.paired:
         return _paired_command(args, targets, rows, suite, registry)
@@ -201,7 +214,9 @@ def profile_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
     else:
-        _print(rows, args)
+        from cxrbench.cli.profile_tables import print_profile
+
+        print_profile(rows)
     if args.out and _wants_latency(args):
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
@@ -213,6 +228,7 @@ def _paired_command(args: argparse.Namespace, targets: list[_Target], rows: list
     thread count and batch size), printed as JSON (``{"models": cost rows, "paired": records}``) or a table."""
     import torch
 
+    from cxrbench.cli.profile_tables import print_paired
     from cxrbench.profiling.paired_run import profile_paired
 
     if len(targets) != 2:
@@ -236,16 +252,24 @@ def _paired_command(args: argparse.Namespace, targets: list[_Target], rows: list
     if args.json:
         print(json.dumps({"models": rows, "paired": records}, indent=2, default=str))
         return 0
-    for r in records:
-        head = f"{r['b']} / {r['a']} ({r['runtime']}, {r['threads']} thr, batch {r['batch_size']})"
-        if r["status"] != "ok":
-            print(f"{head}: {r['status']}: {r.get('error')}")
-            continue
-        low, high = (_fmt(v, ".3f") or "unbounded" for v in r["ratio_ci"])
-        print(f"{head}: latency ratio {r['ratio_b_over_a']:.3f} [{low}, {high}] ({100 * r['ratio_ci_coverage']:.1f}% CI, "
-              f"{r['n_blocks']} ABBA blocks of {r['chunk_iters']} iterations, {r['blocks_dropped']} busy blocks dropped); "
-              f"medians {r['a_median_ms']:.2f} / {r['b_median_ms']:.2f} ms")
+    print_paired(records)
     return 0
+
+
+def _check_end_to_end(args: argparse.Namespace) -> None:
+    """What ``--end-to-end`` cannot be combined with, before any work."""
+    if args.paired:
+        raise CxrbenchError("--end-to-end and --paired cannot be combined (the paired mode times models only)")
+    if args.suite:
+        raise CxrbenchError("--end-to-end profiles models named on the command line, not --suite (not supported yet)")
+    if args.batch_sizes and "1" not in args.batch_sizes:
+        raise CxrbenchError(f"--end-to-end is timed at batch 1: add 1 to --batch-sizes ({','.join(args.batch_sizes)})")
+    if args.image is None and args.image_px < 8:
+        raise CxrbenchError(f"--image-px must be >= 8, got {args.image_px}")
+    if args.image is not None and not args.image.is_file():
+        from cxrbench.errors import DatasetError
+
+        raise DatasetError(f"{args.image}: end-to-end image not found")
 
 
 def _suite_latency(suite: Any, targets: list[_Target], cfg: LatencyConfig, registry: Any) -> list[dict[str, Any]]:
@@ -273,76 +297,48 @@ def _suite_latency(suite: Any, targets: list[_Target], cfg: LatencyConfig, regis
 
 def _latency(targets: list[_Target], cfg: LatencyConfig, args: argparse.Namespace,
              registry: Any) -> list[dict[str, Any]]:
-    import torch
-
-    from cxrbench.profiling.data import synthetic_images
-    from cxrbench.profiling.profiler import profile_model, random_images
+    import tempfile
 
     n = cfg.calib_images if "int8" in cfg.runtimes else 16
     cache: dict[tuple[int, int], tuple[torch.Tensor, str]] = {}
     records = []
-    for t in targets:
-        key = (t.size, t.in_chans)
-        if key not in cache:
-            if args.calib == "random":
-                cache[key] = (random_images(n, t.in_chans, (t.size, t.size)), f"{n} random normal images")
-            else:
-                cache[key] = (synthetic_images(n, t.size, t.in_chans, registry=registry),
-                              f"{n} synthetic_cxr images (seed 0), ImageNet normalisation")
-        images, source = cache[key]
-        torch.manual_seed(0)
-        model = t.build()
-        records += profile_model(model, cfg, t.size, t.in_chans, images, None, name=t.label, meta=t.meta,
-                                 calib_source=source, registry=registry)
+    with tempfile.TemporaryDirectory(prefix="cxrbench-e2e-") as tmp:
+        image, generated = args.image, None
+        if getattr(args, "end_to_end", False) and image is None:
+            from cxrbench.profiling.end_to_end import write_radiograph
+
+            image = write_radiograph(tmp, args.image_format, args.image_px)
+            generated = f"synthetic_cxr image 0 (seed 0), {args.image_format}, {args.image_px} px"
+        for t in targets:
+            records += _latency_one(t, cfg, args, registry, n, cache, image, generated)
     return records
 
 
-def _fmt(v: Any, spec: str) -> str:
-    return "" if v is None else format(v, spec)
+def _latency_one(t: _Target, cfg: LatencyConfig, args: argparse.Namespace, registry: Any, n: int,
+                 cache: dict[tuple[int, int], tuple[torch.Tensor, str]], image: Path | None,
+                 generated: str | None) -> list[dict[str, Any]]:
+    """One model's records (calibration images cached per input shape; ``image``: --end-to-end's file)."""
+    import torch
 
+    from cxrbench.profiling.data import imagenet_stats, synthetic_images
+    from cxrbench.profiling.profiler import profile_model, random_images
 
-def _print(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(width=None if sys.stdout.isatty() else 200)
-    table = Table(title="cost (MACs = multiply-accumulates via ptflops aten backend; FLOPs = 2 x MACs)",
-                  title_justify="left")
-    for c in ("model", "input", "params", "MACs (M)", "FLOPs (M)"):
-        table.add_column(c)
-    for r in rows:
-        table.add_row(r["model"], f"{r['in_chans']}x{r.get('input_size', '')}", f"{r['params']:,}",
-                      f"{r['macs'] / 1e6:,.1f}", f"{r['flops'] / 1e6:,.1f}")
-    console.print(table)
-    recs = [rec for r in rows for rec in r.get("latency", [])]
-    if not recs:
-        return
-    device = recs[0].get("device", {})
-    table = Table(title=f"latency on {recs[0]['device_name']} ({device.get('cpu_model', '?')}): median headline, "
-                        "p90 beside it; ms per batch", title_justify="left")
-    cols = ["model", "runtime", "thr", "batch", "median", "p90", "IQR/med", "n", "dropped", "img/s", "GFLOP/s",
-            "% calib", "note"]
-    for c in cols:
-        table.add_column(c)
-    for r in recs:
-        if r["status"] != "ok":
-            note = f"[red]{r['status']}[/red]: {r['error']}"
-            table.add_row(r["model"], r["runtime"], str(r["threads"]), str(r["batch_size"]), *[""] * 8, note)
-            continue
-        notes = []
-        if r["unstable"]:
-            notes.append("[yellow]unstable[/yellow]")
-        if r["interference"].get("machine_busy"):
-            notes.append("[yellow]machine busy[/yellow]")
-        if r.get("accuracy"):
-            acc, ref = r["accuracy"], r.get("accuracy_fp32") or {}
-            notes.append(", ".join(f"{k} {v:.3f} (fp32 {ref.get(k, float('nan')):.3f})" for k, v in acc.items()))
-        frac = r.get("fraction_of_calibration")
-        table.add_row(r["model"], r["runtime"], str(r["threads"]), str(r["batch_size"]), _fmt(r["median_ms"], ".2f"),
-                      _fmt(r["p90_ms"], ".2f"), _fmt(r["iqr_over_median"], ".3f"), str(r["n_samples"]),
-                      str(r["interference"].get("chunks_dropped", "")), _fmt(r["throughput_ips"], ".1f"),
-                      _fmt(r["achieved_gflops"], ".1f"), "" if frac is None else f"{100 * frac:.0f}%", ", ".join(notes))
-    console.print(table)
+    key = (t.size, t.in_chans)
+    if key not in cache:
+        if args.calib == "random":
+            cache[key] = (random_images(n, t.in_chans, (t.size, t.size)), f"{n} random normal images")
+        else:
+            cache[key] = (synthetic_images(n, t.size, t.in_chans, registry=registry),
+                          f"{n} synthetic_cxr images (seed 0), ImageNet normalisation")
+    images, source = cache[key]
+    e2e = None
+    if getattr(args, "end_to_end", False):
+        mean, std = imagenet_stats(t.in_chans)
+        e2e = {"path": image, "mean": mean, "std": std, "normalization": "imagenet", "generated": generated}
+    torch.manual_seed(0)
+    model = t.build()
+    return profile_model(model, cfg, t.size, t.in_chans, images, None, name=t.label, meta=t.meta,
+                         calib_source=source, registry=registry, end_to_end=e2e)
 
 
 def add_parsers(sub: Any) -> None:

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -51,8 +52,9 @@ def _to_8bit(img: Image.Image) -> Image.Image:
     return Image.fromarray(scale_to_uint8(arr, lo, hi), mode="L")
 
 
-def _finish(img: Image.Image, size: int, channels: int | None) -> np.ndarray:
-    """Mode conversion (``channels`` None keeps L or RGB as found) then the square resize."""
+def finish_image(img: Image.Image, size: int, channels: int | None = None) -> np.ndarray:
+    """A decoded image -> uint8 ``(size, size)`` or ``(size, size, 3)``: high-depth to 8-bit, mode
+    conversion (``channels`` None keeps L or RGB as found), then the square bilinear resize."""
     if img.mode in _HIGH_DEPTH:
         img = _to_8bit(img)
     if channels == 1 or (channels is None and img.mode in ("L", "LA", "1")):
@@ -74,6 +76,19 @@ def open_image(path: str | os.PathLike, size: int, channels: int | None = None) 
     return img
 
 
+@contextmanager
+def decoded_image(path: str | os.PathLike, size: int, channels: int | None = None) -> Iterator[Image.Image]:
+    """The decoding half of :func:`decode_file`: the file's pixels as a loaded PIL image, not yet
+    resized (JPEG at the reduced scale of :func:`open_image`; DICOM through its display chain to
+    uint8). :func:`finish_image` is the other half; the file is closed on leaving the block."""
+    if is_dicom_path(path):
+        yield Image.fromarray(read_dicom(path))
+        return
+    with open_image(path, size, channels) as img:
+        img.load()
+        yield img
+
+
 def decode_file(path: str | os.PathLike, size: int, channels: int | None = None) -> np.ndarray:
     """Decode one image file to uint8 ``(size, size)`` (gray) or ``(size, size, 3)``.
 
@@ -81,11 +96,8 @@ def decode_file(path: str | os.PathLike, size: int, channels: int | None = None)
     else (RGB, CMYK, palette) RGB. Raises whatever PIL raises for an unreadable or truncated file,
     and :class:`DatasetError` (naming the file) for a DICOM it cannot read.
     """
-    if is_dicom_path(path):
-        return _finish(Image.fromarray(read_dicom(path)), size, channels)
-    with open_image(path, size, channels) as img:
-        img.load()
-        return _finish(img, size, channels)
+    with decoded_image(path, size, channels) as img:
+        return finish_image(img, size, channels)
 
 
 def to_size(arr: np.ndarray, size: int, channels: int) -> np.ndarray:
@@ -95,7 +107,7 @@ def to_size(arr: np.ndarray, size: int, channels: int) -> np.ndarray:
         raise TypeError(f"expected a uint8 image array, got {arr.dtype}")
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
-    out = _finish(Image.fromarray(arr), size, channels)
+    out = finish_image(Image.fromarray(arr), size, channels)
     return out[None] if out.ndim == 2 else out.transpose(2, 0, 1)
 
 

@@ -57,8 +57,15 @@ def synthetic_images(n: int, size: int, in_chans: int, seed: int = 0, registry: 
     table = load_dataset(registry.dataset("synthetic_cxr"), "binary", ("normal", "pneumonia"),
                          options={"n_samples": n, "seed": seed})
     arr = np.stack([to_size(table.load_image(i, size), size, in_chans) for i in range(len(table))])
-    mean = IMAGENET_MEAN if in_chans == 3 else (float(np.mean(IMAGENET_MEAN)),)
-    std = IMAGENET_STD if in_chans == 3 else (float(np.mean(IMAGENET_STD)),)
+    mean, std = imagenet_stats(in_chans)
     from cxrbench.models.predict import normalize
 
     return normalize(torch.from_numpy(arr), torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1))
+
+
+def imagenet_stats(in_chans: int) -> tuple[list[float], list[float]]:
+    """ImageNet (mean, std) per channel; one channel gets the means of the three (as a suite's
+    ``normalization: imagenet``, :func:`cxrbench.data.transforms.normalization_stats`)."""
+    if in_chans == 3:
+        return list(IMAGENET_MEAN), list(IMAGENET_STD)
+    return [float(np.mean(IMAGENET_MEAN))] * in_chans, [float(np.mean(IMAGENET_STD))] * in_chans

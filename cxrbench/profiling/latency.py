@@ -202,6 +202,9 @@ class Measurement:
     seconds: float = 0.0
     page_faults_per_iter: float | None = None
     """Minor page faults per timed iteration (allocator churn shows up here)."""
+    kept_slices: list[tuple[int, int]] = field(default_factory=list)
+    """``[start, stop)`` of each kept chunk among the timed iterations after warm-up (call
+    ``1 + warmup_iters`` of ``step`` is index 0): lets a caller keep data it recorded per call."""
 
     def interference(self, meter: CpuMeter | None, threshold: float, scope: str = "pinned") -> dict[str, Any]:
         fr, fa = self.others_fraction, self.others_fraction_all
@@ -234,7 +237,7 @@ def measure(step: Callable[[], float], cfg: LatencyConfig, meter: CpuMeter | Non
     kept_seconds, start, faults = 0.0, clock(), _minor_faults()
     while True:
         before = meter.snapshot() if meter else None
-        c0, chunk = clock(), []
+        c0, chunk, offset = clock(), [], len(everything)
         while not chunk or clock() - c0 < cfg.chunk_seconds:
             chunk.append(step())
         wall = clock() - c0
@@ -251,6 +254,7 @@ def measure(step: Callable[[], float], cfg: LatencyConfig, meter: CpuMeter | Non
             m.samples_dropped += len(chunk)
         else:
             m.samples_ms.extend(chunk)
+            m.kept_slices.append((offset, offset + len(chunk)))
             kept_seconds += wall
         if len(m.samples_ms) >= cfg.min_samples and kept_seconds >= cfg.min_seconds:
             break
@@ -260,6 +264,7 @@ def measure(step: Callable[[], float], cfg: LatencyConfig, meter: CpuMeter | Non
     m.page_faults_per_iter = (_minor_faults() - faults) / len(everything)
     if not m.samples_ms:  # every chunk was busy: report everything, flagged
         m.samples_ms, m.all_chunks_busy = everything, True
+        m.kept_slices = [(0, len(everything))]
         m.samples_dropped = 0
     m.seconds = clock() - start
     return m

@@ -22,6 +22,7 @@ from cxrbench.suite.latency import LatencyConfig
 from cxrbench.models.cost import cost_fields
 from cxrbench.profiling.fingerprint import allowed_cpus, device_fingerprint
 from cxrbench.results.store import device_label
+from cxrbench.profiling.end_to_end import pool_end_to_end, summarize_end_to_end
 from cxrbench.profiling.latency import summarize
 from cxrbench.results.latency import LatencyRecord
 from cxrbench.profiling.runtimes import qualified_name
@@ -73,7 +74,7 @@ def _cpu_eval(model: nn.Module) -> nn.Module:
 def profile_model(model: nn.Module, cfg: LatencyConfig, input_size: int | tuple[int, int], in_chans: int,
                   calib_images: torch.Tensor | None = None, evaluate: Evaluate | None = None, *,
                   name: str | None = None, meta: dict[str, Any] | None = None, calib_source: str | None = None,
-                  registry: Any = None) -> list[dict[str, Any]]:
+                  registry: Any = None, end_to_end: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Latency records of ``model`` for every runtime, thread count and batch size of ``cfg``.
 
     ``calib_images``: normalised float images ``(N, C, H, W)`` (training split) for int8
@@ -81,24 +82,28 @@ def profile_model(model: nn.Module, cfg: LatencyConfig, input_size: int | tuple[
     given, the torch model's and every quantised runtime's accuracy are measured with it.
     ``name`` labels the records (default: the class name); ``meta`` (e.g. suite, run, job) is
     merged into each. Errors of one runtime become ``status: error`` records; nothing raises
-    for a runtime that fails.
+    for a runtime that fails. ``end_to_end`` ``{"path": image file, "mean": [...], "std": [...]}``
+    (per channel, [0, 1] units) also times file -> decode -> resize -> normalise -> inference at
+    batch 1 in the same processes (:mod:`cxrbench.profiling.end_to_end`), into the batch-1
+    records' ``end_to_end``; an unreadable file raises :class:`~cxrbench.errors.DatasetError`.
     """
     unknown = set(meta or {}) - {f.name for f in dataclasses.fields(LatencyRecord)}
     if unknown:
         raise ValueError(f"meta keys {sorted(unknown)} are not LatencyRecord fields")
-    was_training = model.training
     size = _size(input_size)
+    e2e = _end_to_end_job(end_to_end, cfg, size, in_chans) if end_to_end is not None else None
+    was_training = model.training
     try:
         cpu_model = _cpu_eval(model)
         return _profile(cpu_model, cfg, size, in_chans, calib_images, evaluate, name or type(model).__name__,
-                        dict(meta or {}), calib_source, registry)
+                        dict(meta or {}), calib_source, registry, e2e)
     finally:
         model.train(was_training)
 
 
 def _profile(model: nn.Module, cfg: LatencyConfig, size: tuple[int, int], in_chans: int,
              calib_images: torch.Tensor | None, evaluate: Evaluate | None, label: str, meta: dict[str, Any],
-             calib_source: str | None, registry: Any) -> list[dict[str, Any]]:
+             calib_source: str | None, registry: Any, e2e: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     from cxrbench.results.store import now_iso
 
     device = resolve_device(cfg.device)
@@ -175,14 +180,36 @@ def _profile(model: nn.Module, cfg: LatencyConfig, size: tuple[int, int], in_cha
                 job = {"backend": {"name": runtime, "load": load_ref, "payload": prepared.payload},
                        "threads": t, "cpus": cpus, "device": run_device, "input_shape": [in_chans, *size],
                        "batch_sizes": cfg.batch_sizes, "config": process_config(cfg).model_dump(mode="json")}
-                timeout = 300 + len(cfg.batch_sizes) * (cfg.max_seconds / cfg.processes + 5 * cfg.warmup_seconds + 60)
+                if e2e is not None:
+                    job["end_to_end"] = e2e["job"]
+                timed = len(cfg.batch_sizes) + (e2e is not None)
+                timeout = 300 + timed * (cfg.max_seconds / cfg.processes + 5 * cfg.warmup_seconds + 60)
                 result = merge_processes([spawn(job, timeout) for _ in range(cfg.processes)])
                 info = {**prepared.info.get("runtime_info", {}), **(result.get("runtime_info") or {})}
                 if not result.get("ok"):
                     emit(runtime, t, status="error", error=result.get("error"), runtime_info=info, cpus=cpus, **common)
                     continue
-                records.extend(_records_from_worker(result, base, runtime, t, fingerprint, info, common, cfg))
+                records.extend(_records_from_worker(result, base, runtime, t, fingerprint, info, common, cfg,
+                                                    e2e))
     return records
+
+
+def _end_to_end_job(spec: dict[str, Any], cfg: LatencyConfig, size: tuple[int, int], in_chans: int) -> dict[str, Any]:
+    """``{"job": what the worker gets, "image": the file's description}``, the file checked by decoding it once."""
+    from cxrbench.profiling.end_to_end import describe_image
+
+    if size[0] != size[1]:
+        raise ValueError(f"end-to-end latency needs a square input (decode_file resizes to a square), got {size}")
+    if 1 not in cfg.batch_sizes:
+        raise ValueError(f"end-to-end latency is timed at batch 1; batch_sizes {cfg.batch_sizes} lack it")
+    mean, std = [float(v) for v in spec["mean"]], [float(v) for v in spec["std"]]
+    if len(mean) != in_chans or len(std) != in_chans:
+        raise ValueError(f"end-to-end mean/std need {in_chans} values each, got {mean} / {std}")
+    image = describe_image(spec["path"], size[0], in_chans)
+    if spec.get("generated"):
+        image["generated"] = spec["generated"]
+    return {"job": {"path": image["path"], "size": size[0], "channels": in_chans, "mean": mean, "std": std},
+            "image": image, "normalization": {"name": spec.get("normalization"), "mean": mean, "std": std}}
 
 
 def process_config(cfg: LatencyConfig) -> LatencyConfig:
@@ -206,9 +233,13 @@ def merge_processes(results: list[dict[str, Any]]) -> dict[str, Any]:
     if len(results) == 1:
         out = dict(results[0])
         out["results"] = [r | {"process_medians_ms": [float(np.median(r["samples_ms"]))]} for r in out["results"]]
+        if out.get("end_to_end"):
+            out["end_to_end"] = pool_end_to_end([out["end_to_end"]])
         return out
     first, last = results[0], results[-1]
     out = {**first, "calibration_after": last.get("calibration_after"), "results": []}
+    if first.get("end_to_end"):
+        out["end_to_end"] = pool_end_to_end([r["end_to_end"] for r in results])
     for per_batch in zip(*(r["results"] for r in results)):
         head = per_batch[0]
         inter = dict(head["interference"])
@@ -245,7 +276,7 @@ def _evaluate_torch(model: nn.Module, evaluate: Evaluate) -> dict[str, float]:
 
 def _records_from_worker(result: dict[str, Any], base: dict[str, Any], runtime: str, threads: int,
                          fingerprint: dict[str, Any], info: dict[str, Any], common: dict[str, Any],
-                         cfg: LatencyConfig) -> list[dict[str, Any]]:
+                         cfg: LatencyConfig, e2e: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     from cxrbench.results.store import now_iso
 
     before, after = result.get("calibration_before"), result.get("calibration_after")
@@ -275,5 +306,8 @@ def _records_from_worker(result: dict[str, Any], base: dict[str, Any], runtime: 
             fraction_of_calibration=achieved / calib_gflops if achieved and calib_gflops else None,
             runtime_info=info | {"torch_threads": result.get("torch_threads")}, device=device,
             measured_at=now_iso(), samples_ms=r["samples_ms"] if cfg.keep_samples else [])
+        if batch == 1 and result.get("end_to_end") and e2e is not None:
+            rec.end_to_end = summarize_end_to_end(result["end_to_end"], stats["median_ms"], e2e["image"], cfg,
+                                                  e2e["normalization"])
         out.append(rec.to_dict())
     return out

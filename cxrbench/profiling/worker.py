@@ -1,5 +1,6 @@
 """The timing subprocess: one (model, runtime, thread count), every batch size, then exit (or two
-models interleaved: :func:`run_paired_job`).
+models interleaved: :func:`run_paired_job`); with ``end_to_end`` in the job, then the file ->
+decode -> resize -> normalise -> inference timing (:mod:`cxrbench.profiling.end_to_end`).
 
 Started by :func:`spawn` as ``python -c BOOTSTRAP job.json result.json``: the bootstrap pins the
 CPU affinity before anything else is imported (threads created later inherit it) and the parent
@@ -117,6 +118,10 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             "peak_rss_bytes": peak_rss_bytes(), "peak_rss_is_per_batch": peak_reset,
             "cuda_max_memory_allocated": torch.cuda.max_memory_allocated() if device == "cuda" else None,
         })
+    if job.get("end_to_end"):  # after model-only timing, same process, same loaded runtime, batch 1
+        from cxrbench.profiling.end_to_end import run_end_to_end
+
+        out["end_to_end"] = run_end_to_end(loaded.bind, job["end_to_end"], device, cfg, meter)
     if loaded.close is not None:
         loaded.close()
     del loaded

@@ -121,6 +121,12 @@ class LatencyRecord:
     device: dict[str, Any] = field(default_factory=dict)
     """Device fingerprint (``cxrbench.profiling.fingerprint.device_fingerprint``)."""
     config: dict[str, Any] = field(default_factory=dict)
+    end_to_end: dict[str, Any] | None = None
+    """Batch-1 records of ``cxrbench profile --end-to-end``: file -> decode -> resize -> normalise ->
+    inference in the same processes: ``image`` (the file), ``stages_median_ms`` (``decode``,
+    ``preprocess``, ``inference``, ``total``), the total's ``median_ms``/``p90_ms`` with
+    ``median_ci_ms``/``p90_ci_ms``, ``model_only_median_ms``, ``overhead_ms``
+    (:mod:`cxrbench.profiling.end_to_end`)."""
     measured_at: str = ""
     samples_ms: list[float] = field(default_factory=list)
     schema: str = RECORD_SCHEMA
