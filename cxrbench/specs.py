@@ -66,8 +66,16 @@ class ModelSpec:
     weights_license: str = "none (random init)"
     supports_pretrained: bool = False
     notes: str = ""
+    alias_of: str | None = None
+    """The registered model whose network this one builds (same architecture, a paper's protocol or name
+    for it, e.g. ``resnet18_finetune`` -> ``resnet18``); None for a distinct architecture."""
     plugin: str = ""
     """Filled in by the registry: the plugin that registered this spec."""
+
+    @property
+    def architecture(self) -> str:
+        """The network this spec builds: ``alias_of`` when set, else its own name."""
+        return self.alias_of or self.name
 
 
 class NoOptions(BaseModel):

@@ -278,6 +278,12 @@ class ReferenceConfig(Strict):
     note: str = ""
     models: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="model label -> metric -> value (fractions, not percent).")
+    image_size: int | None = Field(None, ge=1, description=(
+        "The paper's input size (px); default: the suite's input.image_size as written, before --set. "
+        "Figures measured at another size are marked not comparable."))
+    channels: int | None = Field(None, ge=1, description="The paper's input channels; default: the suite's, before --set.")
+    num_classes: int | None = Field(None, ge=1, description="The paper's number of classes; default: the suite's, "
+                                                            "before --set.")
 
 
 class ExecutorConfig(Strict):
