@@ -120,6 +120,9 @@ class SampleTable:
     """(row, reason) of rows the dataset left out (e.g. with ``allow_missing``); run.json lists them."""
     notes: list[str] = field(default_factory=list)
     """Facts worth telling the user about the table (``cxrbench datasets describe`` prints them)."""
+    missing: list[str] = field(default_factory=list)
+    """Folders the dataset's layout needs but its root lacks (e.g. ``/data/chest_xray/train/``): the
+    table holds what is there, ``datasets describe`` shows it and lists these, a run refuses."""
     label_mask: np.ndarray | None = None
     """Multilabel only: ``(N, K)`` bool, False where that row's label is not annotated (a class the
     archive lacks, a blank, an uncertain label under ``uncertain: ignore``). Masked entries count in
