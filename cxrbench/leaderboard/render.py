@@ -209,6 +209,26 @@ def render_terminal(boards: list[Board], console: Console | None = None, referen
                 console.print(f"note: {escape(board.reference['note'])}")
 
 
+PAPER_SUITE_ON_SYNTHETIC = ("cxrbench run suites/pneumonia_binary.yaml --set dataset.name=synthetic_cxr "
+                            "--set dataset.root=null --set dataset.variant=null --set input.image_size=64")
+"""A paper suite on the built-in synthetic data (the overrides :func:`cxrbench.data.loading.synthetic_hint` names)."""
+
+
+def legend(board: Board, run_dir: str, results_flag: str = "") -> list[str]:
+    """Three lines under ``cxrbench run``'s table: what the columns mean, what the baseline rows are,
+    and the next commands to try (``results_flag``: `` --results DIR`` when not the default folder)."""
+    primary = board.primary
+    return [
+        f"columns: metrics on the held-out test set (↑ higher / ↓ lower is better), ranked by {primary}; 95% CI = "
+        f"its bootstrap interval over patients; group = models sharing a letter do not differ significantly; "
+        f"params / MACs = size and cost per image at this input size; ms median / p90 = latency per image",
+        "baseline_majority always predicts the commonest class, baseline_stratified guesses by class frequency: "
+        "a model has learned something only where its CI lies above theirs",
+        f"next: cxrbench report {run_dir}   |   cxrbench leaderboard{results_flag} --suite {board.suite} --latest "
+        f"--plot pareto   |   {PAPER_SUITE_ON_SYNTHETIC}",
+    ]
+
+
 def to_json_data(boards: list[Board]) -> list[dict[str, Any]]:
     return [{"suite": b.suite, "dataset": b.dataset, "synthetic": b.synthetic, "primary": b.primary,
              "higher_is_better": b.higher_is_better, "runs": b.runs, "metrics": b.metrics, "external": b.external,

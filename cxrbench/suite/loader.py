@@ -218,6 +218,8 @@ def protocol_hash(suite: Suite) -> str:
         data.pop("external_test", None)
     if data.get("metrics", {}).get("threshold") == {"rule": "fixed", "value": 0.5, "level": None}:
         data["metrics"] = {k: v for k, v in data["metrics"].items() if k != "threshold"}
+    if not data.get("train", {}).get("bn_recalibration"):
+        data["train"] = {k: v for k, v in data["train"].items() if k != "bn_recalibration"}
     if suite.profile.only:  # untrained profiles never resume or merge with a training run of the suite
         data["profile_only"] = True
     return sha256_of(data)

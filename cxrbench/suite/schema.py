@@ -196,6 +196,11 @@ class TrainConfig(Strict):
     checkpoint: Literal["best", "last"] = Field("best", description="Which epoch's weights are evaluated on test.")
     save_checkpoints: bool = True
     max_steps_per_epoch: int | None = Field(None, ge=1, description="Cap on batches per epoch (quick runs).")
+    bn_recalibration: int = Field(0, ge=0, description=(
+        "Before each evaluation, recompute every BatchNorm layer's running statistics over this many training "
+        "batches (eval transforms, fixed sample, weights untouched; 'precise BN'); 0 = off. Short schedules need "
+        "it: slow running averages (torchvision MobileNetV3: momentum 0.01) otherwise evaluate the network with "
+        "statistics of its early, very different weights."))
 
 
 FREEZE_RE = re.compile(r"^(none|backbone|stages:\d+)$")
