@@ -31,6 +31,16 @@ def test_the_registry_names_what_each_alias_builds():
     assert all(registry.model(target).alias_of is None for target in ALIASES.values())
 
 
+def test_models_listing_shows_the_alias(capsys):
+    import json
+
+    from cxrbench.cli import main
+
+    assert main(["models", "--json"]) == 0
+    rows = {r["name"]: r["alias_of"] for r in json.loads(capsys.readouterr().out)}
+    assert {n: a for n, a in rows.items() if a} == ALIASES and rows["resnet18"] is None
+
+
 def test_quickstart_has_no_architecture_twice():
     registry = get_registry()
     suite = load_suite(QUICKSTART)
@@ -38,7 +48,7 @@ def test_quickstart_has_no_architecture_twice():
     archs = Counter(registry.model(m.name).architecture for m in suite.models)
     assert [a for a, n in archs.items() if n > 1] == []
     assert not {m.name for m in suite.models} & set(ALIASES)
-    assert len(suite.models) == 14
+    assert len(suite.models) == 13
 
 
 def test_quickstart_test_set_size_and_patient_grouping():
