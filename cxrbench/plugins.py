@@ -154,6 +154,7 @@ class Registry:
         object.__setattr__(self, "plugins", list(infos))
         if tables is None:
             tables = {kind: self._collect(kind) for kind in KINDS}
+            _check_aliases(tables["models"])
         for kind in KINDS:
             object.__setattr__(self, kind, FrozenTable(tables.get(kind, {})))
 
@@ -264,6 +265,18 @@ class Registry:
         if self._pm is not None:
             raise TypeError("a Registry with its plugin manager cannot be pickled; ship registry.portable(...)")
         return Registry, (None, self.plugins, {kind: dict(getattr(self, kind)) for kind in KINDS})
+
+
+def _check_aliases(models: dict[str, ModelSpec]) -> None:
+    """Every ``alias_of`` names a registered model that is itself a distinct architecture."""
+    for spec in models.values():
+        if spec.alias_of is None:
+            continue
+        target = models.get(spec.alias_of)
+        if target is None or target.alias_of is not None:
+            why = "is not registered" if target is None else f"is itself an alias of {target.alias_of!r}"
+            raise PluginError(f"plugin {spec.plugin!r}: model {spec.name!r} has alias_of={spec.alias_of!r}, "
+                              f"which {why}; alias_of must name a registered distinct architecture")
 
 
 def _lookup(kind: str, name: str, table: dict[str, Any]) -> Any:

@@ -101,8 +101,16 @@ class ModelSpec:
     (``""`` for an output the weights never trained). Non-empty: the builder maps that head onto a
     suite's classes when ``BuildRequest.zero_shot`` (``train.epochs: 0``) instead of a fresh head."""
     notes: str = ""
+    alias_of: str | None = None
+    """The registered model whose network this one builds (same architecture, a paper's protocol or name
+    for it, e.g. ``resnet18_finetune`` -> ``resnet18``); None for a distinct architecture."""
     plugin: str = ""
     """Filled in by the registry: the plugin that registered this spec."""
+
+    @property
+    def architecture(self) -> str:
+        """The network this spec builds: ``alias_of`` when set, else its own name."""
+        return self.alias_of or self.name
 
 
 class NoOptions(BaseModel):
@@ -147,6 +155,9 @@ class SampleTable:
     """(row, reason) of rows the dataset left out (e.g. with ``allow_missing``); run.json lists them."""
     notes: list[str] = field(default_factory=list)
     """Facts worth telling the user about the table (``cxrbench datasets describe`` prints them)."""
+    missing: list[str] = field(default_factory=list)
+    """Folders the dataset's layout needs but its root lacks (e.g. ``/data/chest_xray/train/``): the
+    table holds what is there, ``datasets describe`` shows it and lists these, a run refuses."""
     label_mask: np.ndarray | None = None
     """Multilabel only: ``(N, K)`` bool, False where that row's label is not annotated (a class the
     archive lacks, a blank, an uncertain label under ``uncertain: ignore``). Masked entries count in

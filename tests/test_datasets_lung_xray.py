@@ -55,9 +55,14 @@ def test_missing_or_empty_class_folders(tmp_path):
     with pytest.raises(DatasetError, match="Normal holds no images"):
         load(tmp_path / "d")
     shutil.rmtree(base / "Normal")
-    with pytest.raises(DatasetError, match="three class folders") as err:
+    with pytest.raises(DatasetError, match=r"Lung X-Ray Image is incomplete: missing .*Lung X-Ray Image/Normal/") as err:
+        load(tmp_path / "d")  # a partial folder: the run names what is missing (describe shows the rest)
+    assert "Lung Opacity" in str(err.value) and "4 images in what is there" in str(err.value)
+    shutil.rmtree(tmp_path / "d")
+    (tmp_path / "d").mkdir()
+    with pytest.raises(DatasetError, match="holds the class folders") as err:
         load(tmp_path / "d")
-    assert "Lung Opacity" in str(err.value) and "synthetic_cxr" in str(err.value)
+    assert "synthetic_cxr" in str(err.value)
 
 
 def test_suite_end_to_end(tmp_path):

@@ -22,7 +22,7 @@ COMMAND_MODULES = (run, leaderboard, registry, profile, report, card, probe, doc
 def build_parser() -> argparse.ArgumentParser:
     """The ``cxrbench`` parser with every subcommand (each sets ``func``, its handler)."""
     parser = argparse.ArgumentParser(prog="cxrbench", description=DESCRIPTION)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (third-party libraries' INFO lines too) and tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
     for module in COMMAND_MODULES:
         module.add_parsers(sub)
@@ -32,8 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cxrbench`` console script."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    previous = configure_logging(args.verbose)
     from cxrbench.errors import CxrbenchError
 
     try:
@@ -50,6 +49,26 @@ def main(argv: list[str] | None = None) -> int:
 
         err_console().print("interrupted")
         return 130
+    finally:
+        logging.disable(previous[0])
+        logging.getLogger().setLevel(previous[1])
 
 
-__all__ = ["build_parser", "main"]
+def configure_logging(verbose: bool) -> tuple[int, int]:
+    """Warnings and errors only, unless ``verbose`` (``-v``): then everything down to DEBUG.
+
+    Third-party libraries (MLflow, Ray, timm, urllib3, ...) often give their loggers their own
+    handlers and levels, which the root level does not reach; ``logging.disable`` silences their
+    INFO and DEBUG lines whatever their handlers. Returns the previous (disable level, root level),
+    which ``main`` restores, so an in-process caller keeps its own logging.
+    """
+    root = logging.getLogger()
+    previous = (logging.root.manager.disable, root.level)
+    level = logging.DEBUG if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    root.setLevel(level)  # also when a caller (or pytest) already gave the root logger handlers
+    logging.disable(logging.NOTSET if verbose else logging.INFO)
+    return previous
+
+
+__all__ = ["build_parser", "configure_logging", "main"]

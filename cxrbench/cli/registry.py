@@ -53,7 +53,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     from cxrbench.models.info import model_info
 
     rows = [model_info(spec, with_params=args.params) for spec in _registry().models.values()]
-    cols = ["name", "family", "plugin", "default_input_size", "supports_pretrained", "paper"]
+    cols = ["name", "alias_of", "family", "plugin", "default_input_size", "supports_pretrained", "paper"]
     if args.params:
         cols.insert(4, "params")
     return _listing(args, "models", rows, cols)

@@ -67,6 +67,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         attach_latency(boards, root)
     out = console()
     render_terminal(boards, out)
+    from rich.markup import escape
+
+    from cxrbench.leaderboard.render import legend
+    from cxrbench.results.store import default_results_root
+
+    flag = "" if root.resolve() == default_results_root().resolve() else f" --results {root}"
+    for board in boards:
+        for line in legend(board, str(outcome.store.dir), flag):
+            out.print(escape(line), highlight=False, soft_wrap=True)
     if outcome.skipped:
         out.print(f"resumed: {len(outcome.skipped)} finished job(s) kept, {len(outcome.records)} run now")
     out.print(f"results: {outcome.store.dir}  (status: {outcome.status})")

@@ -140,6 +140,7 @@ def describe_table(table: SampleTable, name: str, task: str, workers: int | None
         "leakage": _leakage(table),
         "metadata": _metadata(table),
         "image_size": _image_sizes(table, workers),
+        "missing": list(table.missing),
         "skipped_rows": [{"id": i, "reason": r} for i, r in skipped],
         "notes": notes,
     }
@@ -150,7 +151,7 @@ def describe_dataset(name: str, root: str | None, task: str | None = None, varia
     """Load dataset ``name`` from ``root`` with its default classes and describe it (a JSON-able dict)."""
     spec = (registry or get_registry()).dataset(name)
     task = task or spec.tasks[0]
-    table = load_dataset(spec, task, (), root, options, variant)  # type: ignore[arg-type]
+    table = load_dataset(spec, task, (), root, options, variant, partial=True)  # type: ignore[arg-type]
     return describe_table(table, name, task)
 
 
@@ -220,6 +221,9 @@ def render(desc: dict[str, Any], console: Console) -> None:
     if desc["skipped_rows"]:
         console.print(f"[yellow]{len(desc['skipped_rows'])} row(s) skipped[/yellow], e.g. "
                       + "; ".join(r["reason"] for r in desc["skipped_rows"][:3]))
+    if desc.get("missing"):
+        console.print(f"[yellow]partial folder: missing {', '.join(desc['missing'])}[/yellow] (described: what "
+                      f"is there; a run needs the missing part)", highlight=False)
     for note in desc["notes"]:
         console.print(f"note: {note}")
 

@@ -109,10 +109,25 @@ def check_extras(spec: DatasetSpec, table: SampleTable) -> None:
 
 
 def load_dataset(spec: DatasetSpec, task: TaskType, classes: Sequence[str] = (), root: str | os.PathLike | None = None,
-                 options: Mapping[str, Any] | BaseModel | None = None, variant: str | None = None) -> SampleTable:
-    """The dataset's table for a request (see :func:`make_request`), its ``extras`` checked."""
+                 options: Mapping[str, Any] | BaseModel | None = None, variant: str | None = None,
+                 partial: bool = False) -> SampleTable:
+    """The dataset's table for a request (see :func:`make_request`), its ``extras`` checked.
+
+    A folder lacking part of its layout (``SampleTable.missing``: a split, a class folder) is
+    refused with the missing folders named, unless ``partial`` (``datasets describe`` shows what
+    is there)."""
     table = spec.load(make_request(spec, task, classes, root, options, variant))
     if not isinstance(table, SampleTable):
         raise DatasetError(f"dataset {spec.name!r}: load returned {type(table).__name__}, not a SampleTable")
     check_extras(spec, table)
+    if table.missing and not partial:
+        raise DatasetError(incomplete_message(spec, table))
     return table
+
+
+def incomplete_message(spec: DatasetSpec, table: SampleTable) -> str:
+    """What a partial dataset folder lacks, and how to see what it holds."""
+    return (f"dataset {spec.name!r}: {table.root or 'the data folder'} is incomplete: missing "
+            f"{', '.join(table.missing)} ({len(table):,} images in what is there; expected layout: "
+            f"{spec.layout.splitlines()[0] if spec.layout else '?'}). `cxrbench datasets describe {spec.name} "
+            f"--root {table.root or 'ROOT'}` shows what it holds")

@@ -85,7 +85,10 @@ def plan_folds(table: SampleTable, cfg: SplitConfig) -> list[Fold]:
         part = np.asarray(table.official_split)
         train, val, test = (everything[part == s] for s in ("train", "val", "test"))
         if len(test) == 0 or len(train) == 0:
-            raise DatasetError("the official split has no train or no test rows")
+            lacking = " and ".join(s for s, rows in (("train", train), ("test", test)) if len(rows) == 0)
+            where = f" in {table.root}" if table.root else ""
+            raise DatasetError(f"the official split has no {lacking} rows{where} (split.strategy: official needs "
+                               f"train and test; use strategy: ratio or kfold to split what is there)")
         if cfg.carve_val:
             train, val = np.sort(np.concatenate([train, val])), val[:0]
         if len(val) == 0:

@@ -151,6 +151,7 @@ class Trainer:
         for epoch in range(1, cfg.epochs + 1):
             lr = opt.param_groups[0]["lr"]
             train_loss = self._train_epoch(model, opt, scaler, gen, epoch)
+            self.recalibrate_bn()
             logs: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss, "lr": lr}
             if has_val:
                 val = self.predict(self.fold.val)
@@ -236,6 +237,35 @@ class Trainer:
             loss = self.compute_loss(self._forward(x), y)
         (scaler.scale(loss) if scaler is not None else loss).backward()
         return loss
+
+    def recalibrate_bn(self) -> None:
+        """``train.bn_recalibration``: recompute BatchNorm running statistics (a cumulative average over
+        that many training batches of one fixed sample, eval transforms) with the current weights."""
+        n, model = self.cfg.bn_recalibration, self.model
+        if not n or len(self.fold.train) == 0:
+            return
+        model.train()
+        if self.freeze_bn is not None:
+            self.freeze_bn(model)  # frozen layers keep their statistics
+        bns = [m for m in model.modules()
+               if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats]
+        momenta = [m.momentum for m in bns]
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative moving average: every batch weighs the same
+        rows = np.random.default_rng(self.seed).permutation(self.fold.train)  # not the training stream
+        try:
+            with torch.no_grad():
+                for x, _ in self.data.iterate(rows, self.cfg.batch_size, self.device, train=False, max_steps=n):
+                    if len(x) < 2:
+                        continue  # a batch of one has no variance
+                    if self.device.type == "cuda":
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+                        model(x)
+        finally:
+            for m, momentum in zip(bns, momenta):
+                m.momentum = momentum
 
     def predict(self, idx: np.ndarray, batch_size: int | None = None) -> Predictions:
         """Probabilities, predictions and mean loss on rows ``idx`` (eval mode, no augmentation)."""

@@ -138,10 +138,21 @@ def comparison_frame(board: Board) -> pd.DataFrame:
             "ours": "not run" if missing else fmt(ours),
             "95% CI": "" if missing or lo is None or math.isnan(lo) else f"[{lo:.4f}, {hi:.4f}]",
             "paper": fmt(r["paper"]),
-            "diff": "" if missing else (f"{r['diff']:+,.0f}" if is_count else f"{r['diff']:+.4f}"),
+            "diff": "" if missing else f"n/c ({r['not_comparable']})" if r.get("not_comparable") else
+                    (f"{r['diff']:+,.0f}" if is_count else f"{r['diff']:+.4f}"),
             "CI excludes paper": "yes" if r.get("ci_excludes_paper") is True else "",
         })
     return pd.DataFrame(out)
+
+
+def comparison_heading(board: Board) -> str:
+    """``vs the paper: SOURCE`` with the reasons its figures cannot be compared with ours, if any."""
+    heading = f"vs the paper: {(board.reference or {}).get('source', '')}"
+    if board.synthetic:
+        heading += " [synthetic data: not comparable with the paper's figures]"
+    if board.reference_mismatch:
+        heading += f" [not comparable, n/c: {board.reference_mismatch}]"
+    return heading
 
 
 def stats_note(board: Board) -> str:
@@ -199,12 +210,29 @@ def render_terminal(boards: list[Board], console: Console | None = None, referen
             for model, command in zip(board.rows.model, board.rows.reproduce):
                 console.print(f"  {escape(model)}: {escape(command)}", highlight=False, soft_wrap=True)
         if reference and board.reference and board.reference.get("models"):
-            heading = f"{board.suite} vs the paper: {board.reference.get('source', '')}"
-            if board.synthetic:
-                heading += " [synthetic data: not comparable with the paper's figures]"
-            console.print(_rich_table(comparison_frame(board), heading))
+            console.print(_rich_table(comparison_frame(board), f"{board.suite} {comparison_heading(board)}"))
             if board.reference.get("note"):
                 console.print(f"note: {escape(board.reference['note'])}")
+
+
+PAPER_SUITE_ON_SYNTHETIC = ("cxrbench run suites/pneumonia_binary.yaml --set dataset.name=synthetic_cxr "
+                            "--set dataset.root=null --set dataset.variant=null --set input.image_size=64")
+"""A paper suite on the built-in synthetic data (the overrides :func:`cxrbench.data.loading.synthetic_hint` names)."""
+
+
+def legend(board: Board, run_dir: str, results_flag: str = "") -> list[str]:
+    """Three lines under ``cxrbench run``'s table: what the columns mean, what the baseline rows are,
+    and the next commands to try (``results_flag``: `` --results DIR`` when not the default folder)."""
+    primary = board.primary
+    return [
+        f"columns: metrics on the held-out test set (↑ higher / ↓ lower is better), ranked by {primary}; 95% CI = "
+        f"its bootstrap interval over patients; group = models sharing a letter do not differ significantly; "
+        f"params / MACs = size and cost per image at this input size; ms median / p90 = latency per image",
+        "baseline_majority always predicts the commonest class, baseline_stratified guesses by class frequency: "
+        "a model has learned something only where its CI lies above theirs",
+        f"next: cxrbench report {run_dir}   |   cxrbench leaderboard{results_flag} --suite {board.suite} --latest "
+        f"--plot pareto   |   {PAPER_SUITE_ON_SYNTHETIC}",
+    ]
 
 
 def to_json_data(boards: list[Board]) -> list[dict[str, Any]]:
@@ -212,7 +240,7 @@ def to_json_data(boards: list[Board]) -> list[dict[str, Any]]:
              "higher_is_better": b.higher_is_better, "runs": b.runs, "metrics": b.metrics, "external": b.external,
              "rows": json.loads(b.rows.to_json(orient="records")), "failed": b.failed, "ci_method": b.ci_note(),
              "comparisons": b.family.as_record() if b.family is not None else None,
-             "reference": b.reference, "notice": notices(b), "latency_setting": b.latency_setting,
+             "reference": b.reference, "reference_mismatch": b.reference_mismatch, "notice": notices(b), "latency_setting": b.latency_setting,
              "latency": json.loads(b.latency.to_json(orient="records")) if b.latency is not None else [],
              "comparison": json.loads(b.comparison().to_json(orient="records"))} for b in boards]
 
@@ -232,7 +260,7 @@ def render_text(boards: list[Board], fmt: str) -> str:
                          + (f"\n\n{latency_note(board)}" if board.latency_setting else "")
                          + (f"\n\n{external_note(board)}" if board.external else ""))
             if comp is not None:
-                parts.append(f"#### vs the paper: {board.reference.get('source', '')}\n\n" + comp.to_markdown(index=False))
+                parts.append(f"#### {comparison_heading(board)}\n\n" + comp.to_markdown(index=False))
         elif fmt == "csv":
             raw = board.rows.merge(latency_wide(board), on="model", how="left") if not board.rows.empty \
                 else board.rows.copy()
@@ -244,7 +272,7 @@ def render_text(boards: list[Board], fmt: str) -> str:
                          + ("" if is_profile_only(board.rows) else f"\n<p>{html.escape(stats_note(board))}</p>")
                          + f"\n<p>{html.escape(notices(board))}</p>")
             if comp is not None:
-                parts.append("<h4>vs the paper</h4>\n" + comp.to_html(index=False, escape=True))
+                parts.append(f"<h4>{html.escape(comparison_heading(board))}</h4>\n" + comp.to_html(index=False, escape=True))
         elif fmt == "latex":
             stats = "" if is_profile_only(board.rows) else f"% {stats_note(board)}\n"
             parts.append(f"% {title(board)}\n{stats}% {notices(board)}\n" + df.to_latex(index=False, escape=True))

@@ -27,6 +27,7 @@ from cxrbench.plugins import Registry, get_registry
 from cxrbench.results.records import JobRecord
 from cxrbench.results.store import iter_runs
 from cxrbench.results.view import RunView
+from cxrbench.suite.loader import reference_mismatch
 
 RESEARCH_NOTICE = "Research benchmark, not clinical validation."
 SYNTHETIC_NOTICE = "synthetic data, not clinical images: numbers test the harness, not the models"
@@ -59,6 +60,8 @@ class Board:
     """All pairs of models on the primary metric (the ``group`` letters); None when not computed."""
     show_p_vs_top: bool = False
     """Whether the ``p vs #1`` column is shown (``build_boards(p_vs_top=True)``)."""
+    reference_mismatch: str = ""
+    """Why the paper's figures were measured under another setting than ours (empty: comparable)."""
 
     def higher(self, metric: str) -> bool:
         """Whether higher ``metric`` is better."""
@@ -77,8 +80,12 @@ class Board:
 
         ``ci_excludes_paper`` is True where our CI (pooled out-of-fold over folds and seeds,
         :mod:`cxrbench.leaderboard.intervals`) does not contain the paper's figure.
+        ``not_comparable`` says why ours was measured under another setting than the paper's
+        (input size, channels, classes: :func:`cxrbench.suite.loader.reference_mismatch`); then
+        ``diff`` is nan and ``ci_excludes_paper`` False: the figures are shown, never diffed.
         """
         rows = []
+        mismatch = self.reference_mismatch
         ref_models = (self.reference or {}).get("models") or {}
         ours = self.rows.set_index("model") if not self.rows.empty else pd.DataFrame()
         for model, figures in ref_models.items():
@@ -94,11 +101,12 @@ class Board:
                         row["ours"], row["ours_std"] = r.get(f"{metric}_mean", math.nan), r.get(f"{metric}_std", math.nan)
                         low, high = r.get(f"{metric}_ci_low", math.nan), r.get(f"{metric}_ci_high", math.nan)
                     row["ci_low"], row["ci_high"] = low, high
-                    row["diff"] = row["ours"] - row["paper"]
-                    row["ci_excludes_paper"] = bool(not pd.isna(low) and not (low <= paper <= high))
+                    row["diff"] = math.nan if mismatch else row["ours"] - row["paper"]
+                    row["ci_excludes_paper"] = bool(not mismatch and not pd.isna(low) and not (low <= paper <= high))
+                row["not_comparable"] = mismatch
                 rows.append(row)
         return pd.DataFrame(rows, columns=["model", "metric", "ours", "ours_std", "ci_low", "ci_high", "paper",
-                                           "diff", "ci_excludes_paper"])
+                                           "diff", "ci_excludes_paper", "not_comparable"])
 
 
 @dataclass(frozen=True)
@@ -237,7 +245,8 @@ def _board(suite: str, runs: list[RunView], registry: Registry, options: Signifi
                  runs=[r.run_id for r in runs], synthetic=any(r.header.get("synthetic") for r in runs),
                  dataset=cfg["dataset"]["name"], failed=failed, reference=cfg.get("reference"),
                  notice=cfg.get("notice") or "", external=ext_names, directions=directions,
-                 family=family, show_p_vs_top=options.p_vs_top)
+                 family=family, show_p_vs_top=options.p_vs_top,
+                 reference_mismatch=reference_mismatch(cfg.get("reference"), cfg))
 
 
 def is_profile_only(rows: pd.DataFrame) -> bool:

@@ -11,7 +11,7 @@ def model_info(spec: ModelSpec, with_params: bool = False) -> dict[str, Any]:
     """Every metadata field of a spec; with ``with_params`` the parameter count at the default size
     (2 classes, 3 channels) is computed by building the model."""
     info: dict[str, Any] = {
-        "name": spec.name, "family": spec.family, "paper": spec.paper, "plugin": spec.plugin,
+        "name": spec.name, "alias_of": spec.alias_of, "family": spec.family, "paper": spec.paper, "plugin": spec.plugin,
         "default_input_size": spec.default_input_size, "supports_pretrained": spec.supports_pretrained,
         "weights_license": spec.weights_license, "classifier": spec.classifier, "first_conv": spec.first_conv,
         "stages": list(spec.stages), "cam_layer": spec.cam_layer, "notes": spec.notes,

@@ -121,7 +121,7 @@ class _Report:
             "title": title(board), "notices": notices(board), "stats": stats_note(board), "synthetic": board.synthetic,
             "table": _table(display_frame(board), 2) if not board.rows.empty else "",
             "comparison": _table(comparison_frame(board), 2) if has_ref else "",
-            "reference": board.reference if has_ref else None,
+            "reference": board.reference if has_ref else None, "reference_mismatch": board.reference_mismatch,
             "failed": board.failed, "reproduce": reproduce,
         }
 

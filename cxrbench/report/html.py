@@ -102,7 +102,8 @@ size (MACs = multiply-accumulates, FLOPs = 2 &times; MACs).</p>
 <section id="paper-comparison">
 <h2>Compared with the paper</h2>
 <p class="muted">{{ board.reference.source }}{% if board.synthetic %} &middot; <b>synthetic data: not comparable
-with the paper's figures</b>{% endif %}</p>
+with the paper's figures</b>{% endif %}{% if board.reference_mismatch %} &middot; <b>not comparable
+(n/c): {{ board.reference_mismatch }}</b>{% endif %}</p>
 <div class="scroll">{{ board.comparison | safe }}</div>
 {% if board.reference.note %}<p class="muted">note: {{ board.reference.note }}</p>{% endif %}
 </section>

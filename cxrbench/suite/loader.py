@@ -138,7 +138,7 @@ def _loc(parts: tuple) -> str:
 def load_suite(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = (),
                models: list[str] | None = None) -> Suite:
     """Load, override (``--set``), filter (``--models``) and validate a suite file."""
-    data = load_raw(path)
+    data = _pin_reference_setting(load_raw(path))
     for assignment in overrides:
         data = apply_override(data, assignment)
     if models:
@@ -147,6 +147,38 @@ def load_suite(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] =
         return Suite.model_validate(data)
     except ValidationError as exc:
         raise SuiteError(format_validation_error(str(path), exc)) from None
+
+
+REFERENCE_SETTING = ("image_size", "channels", "num_classes")
+"""What a paper's figures were measured at (``reference:``); ours must match for a figure to be diffed."""
+
+
+def _pin_reference_setting(data: dict[str, Any]) -> dict[str, Any]:
+    """The suite with its ``reference:`` block's setting filled in from the suite as written (before
+    ``--set``), so a run at another input size, channel count or class list knows the paper's."""
+    ref = data.get("reference")
+    if not isinstance(ref, dict) or not ref.get("models"):
+        return data
+    try:
+        written = Suite.model_validate(data)
+    except ValidationError:
+        return data  # reported after the overrides, where it still applies
+    fill = {"image_size": written.input.image_size, "channels": written.input.channels,
+            "num_classes": len(written.task.classes)}
+    return {**data, "reference": {**{k: v for k, v in fill.items() if ref.get(k) is None}, **ref}}
+
+
+def reference_mismatch(reference: dict[str, Any] | None, suite: dict[str, Any]) -> str:
+    """Why the paper's figures are not comparable with a run of the resolved ``suite``, e.g.
+    ``"ours at 32 px, paper 448 px"``; empty when every setting the reference records matches."""
+    if not reference:
+        return ""
+    ours = {"image_size": suite.get("input", {}).get("image_size", 224), "channels": suite.get("input", {}).get(
+        "channels", 3), "num_classes": len(suite.get("task", {}).get("classes") or ())}
+    unit = {"image_size": ("at ", " px"), "channels": ("", " channel(s)"), "num_classes": ("", " classes")}
+    parts = [f"ours {unit[k][0]}{ours[k]}{unit[k][1]}, paper {reference[k]}{unit[k][1]}" for k in REFERENCE_SETTING
+             if reference.get(k) is not None and reference[k] != ours[k]]
+    return "; ".join(parts)
 
 
 def _filter_models(data: dict[str, Any], wanted: list[str], source: str) -> dict[str, Any]:
@@ -197,6 +229,8 @@ def protocol_hash(suite: Suite, runtime: dict[str, str] | None = None) -> str:
         data.pop("external_test", None)
     if data.get("metrics", {}).get("threshold") == {"rule": "fixed", "value": 0.5, "level": None}:
         data["metrics"] = {k: v for k, v in data["metrics"].items() if k != "threshold"}
+    if not data.get("train", {}).get("bn_recalibration"):
+        data["train"] = {k: v for k, v in data["train"].items() if k != "bn_recalibration"}
     if suite.profile.only:  # untrained profiles never resume or merge with a training run of the suite
         data["profile_only"] = True
     return sha256_of(data)

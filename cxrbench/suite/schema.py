@@ -209,6 +209,11 @@ class TrainConfig(Strict):
                             "with a GradScaler; fp32 on a CPU. The resolved precision is part of the protocol.")
     compile: bool = Field(False, description="torch.compile the model (falls back to eager, with a message, "
                                              "where compilation fails). Not part of the protocol.")
+    bn_recalibration: int = Field(0, ge=0, description=(
+        "Before each evaluation, recompute every BatchNorm layer's running statistics over this many training "
+        "batches (eval transforms, fixed sample, weights untouched; 'precise BN'); 0 = off. Short schedules need "
+        "it: slow running averages (torchvision MobileNetV3: momentum 0.01) otherwise evaluate the network with "
+        "statistics of its early, very different weights."))
 
 
 FREEZE_RE = re.compile(r"^(none|backbone|stages:\d+)$")
@@ -291,6 +296,12 @@ class ReferenceConfig(Strict):
     note: str = ""
     models: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="model label -> metric -> value (fractions, not percent).")
+    image_size: int | None = Field(None, ge=1, description=(
+        "The paper's input size (px); default: the suite's input.image_size as written, before --set. "
+        "Figures measured at another size are marked not comparable."))
+    channels: int | None = Field(None, ge=1, description="The paper's input channels; default: the suite's, before --set.")
+    num_classes: int | None = Field(None, ge=1, description="The paper's number of classes; default: the suite's, "
+                                                            "before --set.")
 
 
 class ExecutorConfig(Strict):

@@ -110,11 +110,12 @@ def relative_ids(root: Path, files: Sequence[Path | str]) -> list[str]:
 def file_table(dataset: str, root: Path, files: Sequence[Path | str], labels: Any, class_names: Sequence[str], *,
                patient_ids: Sequence[str] | None = None, official_split: Sequence[str] | None = None,
                extra_files: Sequence[Path] = (), extras: dict[str, Any] | None = None,
-               label_file: Path | None = None, skipped: Sequence[tuple[str, str]] = ()) -> SampleTable:
+               label_file: Path | None = None, skipped: Sequence[tuple[str, str]] = (),
+               missing: Sequence[Path] = ()) -> SampleTable:
     """A SampleTable over image files: relative-path ids, a stat-based fingerprint, :class:`FileImages`.
 
     ``extra_files`` (split lists) and ``label_file`` (the label CSV) are part of the fingerprint too;
-    ``extras`` are per-row metadata.
+    ``extras`` are per-row metadata; ``missing`` are the folders of the layout that are absent.
     """
     files = [os.fspath(f) for f in files]
     return SampleTable(
@@ -130,4 +131,5 @@ def file_table(dataset: str, root: Path, files: Sequence[Path | str], labels: An
         root=str(root),
         label_file=str(label_file) if label_file else None,
         skipped=list(skipped),
+        missing=[f"{m}/" for m in missing],
     )

@@ -49,8 +49,11 @@ def load(request: DataRequest) -> SampleTable:
         raise DatasetError(f"dataset {NAME!r}: {root} is not a folder")
     top = {norm(d.name): d for d in subdirs(root)}
     split_dirs = {SPLIT_ALIASES[k]: d for k, d in top.items() if k in SPLIT_ALIASES}
-    official = "train" in split_dirs and "test" in split_dirs
+    # an official split: every top folder is a split (train and test; val optional; a missing one is
+    # listed in `missing` and refused by a run), or train and test sit next to other folders
+    official = bool(split_dirs) and (len(split_dirs) == len(top) or {"train", "test"} <= set(split_dirs))
     parts = [(s, split_dirs[s]) for s in SPLITS if s in split_dirs] if official else [(None, root)]
+    missing = [root / s for s in ("train", "test") if s not in split_dirs] if official else []
 
     found_names = sorted({d.name for _, base in parts for d in subdirs(base)}, key=str.lower)
     if not found_names:
@@ -80,7 +83,7 @@ def load(request: DataRequest) -> SampleTable:
     if empty:
         raise DatasetError(f"dataset {NAME!r}: no images for class(es) {empty} under {root}")
     return file_table(NAME, root, files, labels, classes, patient_ids=patients if pattern else None,
-                      official_split=split if official else None)
+                      official_split=split if official else None, missing=missing)
 
 
 SPEC = DatasetSpec(

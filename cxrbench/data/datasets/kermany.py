@@ -23,8 +23,13 @@ PNEUMONIA_RE = re.compile(r"^person(\d+)_(bacteria|virus)_\d+", re.IGNORECASE)
 NORMAL_RE = re.compile(r"^(.*?IM-\d+)(?:-\d+)+$", re.IGNORECASE)  # [NORMAL2-]IM-<patient>-<n>[-<m>]
 NORMAL_FALLBACK_RE = re.compile(r"^(.+)-\d+$")
 
+def _has_classes(split_dir: Path) -> bool:
+    return {"normal", "pneumonia"} <= {norm(d.name) for d in subdirs(split_dir)}
+
+
 def find_split_root(root: Path, max_depth: int = 3) -> Path | None:
-    """The shallowest folder under ``root`` with ``train/{NORMAL,PNEUMONIA}`` and ``test`` (debris skipped).
+    """The shallowest folder under ``root`` with a ``{train,val,test}/{NORMAL,PNEUMONIA}`` split (debris
+    skipped); splits may be missing (the table lists them in ``missing``, a run refuses).
 
     The Kaggle archive nests a second copy (chest_xray/chest_xray/...): the outer one wins. Mendeley's
     archive puts OCT/{train,test} next to chest_xray/: the class folders tell them apart.
@@ -33,7 +38,7 @@ def find_split_root(root: Path, max_depth: int = 3) -> Path | None:
     while queue:
         folder, depth = queue.popleft()
         dirs = {norm(d.name): d for d in subdirs(folder)}
-        if {"train", "test"} <= set(dirs) and {"normal", "pneumonia"} <= {norm(d.name) for d in subdirs(dirs["train"])}:
+        if any(part in dirs and _has_classes(dirs[part]) for part in SPLITS):
             return folder
         if depth < max_depth:
             queue.extend((d, depth + 1) for d in subdirs(folder))
@@ -70,7 +75,8 @@ def load(request: DataRequest) -> SampleTable:
     assert root is not None  # SPEC.default_folder is set: the core always resolves one
     base = find_split_root(root)
     if base is None:
-        raise missing_data_error(SPEC, f"no folder with train/{{NORMAL,PNEUMONIA}}/ and test/ under {root}",
+        raise missing_data_error(SPEC, f"no folder with train/, val/ or test/ holding NORMAL/ and PNEUMONIA/ "
+                                       f"under {root}",
                                  [root], request.options, request.variant)
 
     files, labels, patients, split, subtypes, odd = [], [], [], [], [], []
@@ -100,8 +106,9 @@ def load(request: DataRequest) -> SampleTable:
         names = ", ".join(str(f) for f in odd[:5])
         raise DatasetError(f"dataset {NAME!r} variant 'subtype': {len(odd)} pneumonia file name(s) carry no "
                            f"subtype (expected person<N>_bacteria_<M> or person<N>_virus_<M>): {names}")
+    missing = [base / part for part in ("train", "test") if part not in split_dirs]  # val is optional
     return file_table(NAME, base, files, labels, classes, patient_ids=patients, official_split=split,
-                      extras={"subtype": subtypes})
+                      extras={"subtype": subtypes}, missing=missing)
 
 
 SPEC = DatasetSpec(

@@ -12,14 +12,16 @@ from cxrbench.specs import DatasetSpec, DataRequest, SampleTable
 
 NAME = "lung_xray"
 CLASSES = ("normal", "lung_opacity", "viral_pneumonia")
+LAYOUT_NAMES = {"normal": "Normal", "lung_opacity": "Lung Opacity", "viral_pneumonia": "Viral Pneumonia"}
 
 def find_class_root(root: Path, max_depth: int = 2) -> Path | None:
-    """The shallowest folder under ``root`` holding the three class folders."""
+    """The shallowest folder under ``root`` holding the class folders (at least one: the table lists
+    the others in ``missing``, a run refuses)."""
     wanted = {norm(c) for c in CLASSES}
     queue = deque([(root, 0)])
     while queue:
         folder, depth = queue.popleft()
-        if wanted <= {norm(d.name) for d in subdirs(folder)}:
+        if wanted & {norm(d.name) for d in subdirs(folder)}:
             return folder
         if depth < max_depth:
             queue.extend((d, depth + 1) for d in subdirs(folder))
@@ -37,18 +39,21 @@ def load(request: DataRequest) -> SampleTable:
     assert root is not None  # SPEC.default_folder is set: the core always resolves one
     base = find_class_root(root)
     if base is None:
-        raise missing_data_error(SPEC, f"no folder under {root} holds the three class folders", [root],
+        raise missing_data_error(SPEC, f"no folder under {root} holds the class folders", [root],
                                  request.options)
     dirs = {norm(d.name): d for d in subdirs(base)}
-    files, labels = [], []
+    files, labels, missing = [], [], []
     for j, cls in enumerate(CLASSES):  # dataset order, so row order (and the cache) ignore the suite's order
-        folder = dirs[norm(cls)]
+        folder = dirs.get(norm(cls))
+        if folder is None:
+            missing.append(base / LAYOUT_NAMES[cls])
+            continue
         found = list_images(folder)
         if not found:
             raise DatasetError(f"dataset {NAME!r}: class folder {folder} holds no images")
         files += found
         labels += [matched.index(j)] * len(found)
-    return file_table(NAME, base, files, labels, classes)
+    return file_table(NAME, base, files, labels, classes, missing=missing)
 
 
 SPEC = DatasetSpec(

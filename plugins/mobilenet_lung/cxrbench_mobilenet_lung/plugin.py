@@ -23,7 +23,7 @@ COMMON = dict(family="MobileNet", paper=PAPER, default_input_size=224, classifie
               weights_license="BSD-3-Clause (torchvision ImageNet-1k weights)", supports_pretrained=True)
 
 MOBILENET_FT = ModelSpec(
-    name="mobilenet_ft", build=build_mobilenet_ft, params_schema=MobileNetFTParams,
+    name="mobilenet_ft", alias_of="mobilenet_v2", build=build_mobilenet_ft, params_schema=MobileNetFTParams,
     notes="torchvision mobilenet_v2, classifier -> num_classes, every layer trainable (suite `freeze: none`); "
           "pretrained loads IMAGENET1K_V1 by default. dropout -> classifier dropout (default 0.2). "
           "3 classes: 2,227,715 params.", **COMMON)

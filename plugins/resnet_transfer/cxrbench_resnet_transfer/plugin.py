@@ -19,7 +19,7 @@ COMMON = dict(family="ResNet", default_input_size=224, classifier="fc", first_co
               cam_layer="layer4")
 
 RESNET50_TRANSFER = ModelSpec(
-    name="resnet50_transfer", build=build_resnet50_transfer, paper=FENG, params_schema=ResNet50TransferParams,
+    name="resnet50_transfer", alias_of="resnet50", build=build_resnet50_transfer, paper=FENG, params_schema=ResNet50TransferParams,
     weights_license=TV_LICENSE, supports_pretrained=True,
     notes="torchvision resnet50 (v1.5), fc -> num_classes (3 in the paper). Pretrained: IMAGENET1K_V1 by "
           "default (params.imagenet_weights). The paper freezes 'early layers' without saying how many: "
@@ -27,13 +27,13 @@ RESNET50_TRANSFER = ModelSpec(
           "layer1 and layer2). 3 classes: 23,514,179 params.", **COMMON)
 
 RESNET18_SCRATCH = ModelSpec(
-    name="resnet18_scratch", build=build_resnet18_scratch, paper=COURSE + ", task 1.1",
+    name="resnet18_scratch", alias_of="resnet18", build=build_resnet18_scratch, paper=COURSE + ", task 1.1",
     weights_license="none (random init)", supports_pretrained=False,
     notes="torchvision resnet18, torchvision's random init, fc -> num_classes; pretrained is refused "
           "(that is resnet18_finetune). 2 classes: 11,177,538 params.", **COMMON)
 
 RESNET18_FINETUNE = ModelSpec(
-    name="resnet18_finetune", build=build_resnet18_finetune, paper=COURSE + ", task 1.2",
+    name="resnet18_finetune", alias_of="resnet18", build=build_resnet18_finetune, paper=COURSE + ", task 1.2",
     weights_license=TV_LICENSE, supports_pretrained=True,
     notes="torchvision resnet18 with IMAGENET1K_V1 weights when pretrained, new fc; the paper trains only "
           "fc: use `freeze: backbone` in the suite. 2 classes: 11,177,538 params (1,026 trainable when frozen).",
