@@ -259,10 +259,8 @@ class Trainer:
                 for x, _ in self.data.iterate(rows, self.cfg.batch_size, self.device, train=False, max_steps=n):
                     if len(x) < 2:
                         continue  # a batch of one has no variance
-                    if self.device.type == "cuda":
-                        x = x.contiguous(memory_format=torch.channels_last)
-                    with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
-                        model(x)
+                    with self._autocast():
+                        model(self._input(x))
         finally:
             for m, momentum in zip(bns, momenta):
                 m.momentum = momentum

@@ -10,15 +10,22 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from cxrbench.suite.augment import (  # noqa: F401  (re-exported: the schema's public names)
+    Affine,
+    AugmentStep,
+    ColorJitter,
+    HorizontalFlip,
+    RandomCrop,
+    RandomResizedCrop,
+    Rotation,
+    Strict,
+    VerticalFlip,
+)
 from cxrbench.suite.latency import LatencyConfig
 
 TaskType = Literal["binary", "multiclass", "multilabel"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class TaskConfig(Strict):
@@ -125,51 +132,6 @@ class InputConfig(Strict):
     @property
     def decode_size(self) -> int:
         return self.cache_size or self.image_size
-
-
-class RandomResizedCrop(Strict):
-    name: Literal["random_resized_crop"]
-    scale: tuple[float, float] = (0.08, 1.0)
-    ratio: tuple[float, float] = (3 / 4, 4 / 3)
-
-
-class RandomCrop(Strict):
-    name: Literal["random_crop"]
-    padding: int = 0
-
-
-class HorizontalFlip(Strict):
-    name: Literal["hflip"]
-    p: float = Field(0.5, ge=0, le=1)
-
-
-class VerticalFlip(Strict):
-    name: Literal["vflip"]
-    p: float = Field(0.5, ge=0, le=1)
-
-
-class Rotation(Strict):
-    name: Literal["rotation"]
-    degrees: float = Field(10, ge=0, le=180)
-
-
-class Affine(Strict):
-    name: Literal["affine"]
-    degrees: float = Field(0, ge=0, le=180)
-    translate: tuple[float, float] | None = None
-    scale: tuple[float, float] | None = None
-
-
-class ColorJitter(Strict):
-    name: Literal["color_jitter"]
-    brightness: float = Field(0.0, ge=0)
-    contrast: float = Field(0.0, ge=0)
-
-
-AugmentStep = Annotated[
-    Union[RandomResizedCrop, RandomCrop, HorizontalFlip, VerticalFlip, Rotation, Affine, ColorJitter],
-    Field(discriminator="name"),
-]
 
 
 class OptimizerConfig(Strict):
