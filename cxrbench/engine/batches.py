@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import torch
 
-from cxrbench.data.transforms import eval_transform, normalization_stats, train_transform
+from cxrbench.data.transforms import eval_transform, model_normalization, normalization_stats, train_transform
 from cxrbench.models.predict import normalize
 
 if TYPE_CHECKING:  # pragma: no cover
     from cxrbench.data.prepare import PreparedData
+    from cxrbench.specs import ModelSpec
     from cxrbench.suite.schema import Suite
 
 
@@ -72,3 +73,15 @@ def make_batches(suite: Suite, data: PreparedData,
     labels = labels.float() if suite.task.type == "multilabel" else labels.long()
     return Batches(images, labels, stats[0], stats[1], train_transform(list(suite.augment), suite.input),
                    eval_transform(suite.input))
+
+
+def for_model(batches: Batches, suite: Suite, spec: ModelSpec) -> tuple[Batches, dict[str, object] | None]:
+    """``batches`` as model ``spec`` is fed: with ``input.normalization: model`` its own mean/std
+    (:func:`cxrbench.data.transforms.model_normalization`) and that choice, for the job record;
+    otherwise ``batches`` unchanged and None."""
+    if suite.input.normalization != "model":
+        return batches, None
+    mean, std, source = model_normalization(spec.mean, spec.std, suite.input.channels)
+    shape = (1, len(mean), 1, 1)
+    out = replace(batches, mean=torch.tensor(mean).view(shape), std=torch.tensor(std).view(shape))
+    return out, {"mean": mean, "std": std, "source": source}

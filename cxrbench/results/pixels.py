@@ -44,10 +44,12 @@ class RunPixels:
             x = torch.stack([transform(img) for img in x])
         return x
 
-    def model_input(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 images -> the normalised float tensor the model was evaluated on."""
-        shape = (1, len(self.mean), 1, 1)
-        mean, std = torch.tensor(self.mean).view(shape), torch.tensor(self.std).view(shape)
+    def model_input(self, x: torch.Tensor, normalization: dict | None = None) -> torch.Tensor:
+        """uint8 images -> the normalised float tensor the model was evaluated on; ``normalization``
+        is a job record's ``model_config["normalization"]`` (``input.normalization: model``)."""
+        mean_v, std_v = (normalization["mean"], normalization["std"]) if normalization else (self.mean, self.std)
+        shape = (1, len(mean_v), 1, 1)
+        mean, std = torch.tensor(mean_v).view(shape), torch.tensor(std_v).view(shape)
         from cxrbench.models.predict import normalize
 
         return normalize(x, mean, std)

@@ -17,7 +17,7 @@ import torch
 from cxrbench.data.external import attach_external, load_external_sets
 from cxrbench.data.prepare import PreparedData, prepare_data
 from cxrbench.engine.baselines import baseline_records
-from cxrbench.engine.batches import Batches
+from cxrbench.engine.batches import Batches, for_model
 from cxrbench.metrics.scoring import compute_metrics, score
 from cxrbench.engine.external import evaluate_external
 from cxrbench.engine.jobs.kernel import Job, JobKind, JobOutput, build_model, describe_error, model_cost
@@ -83,6 +83,7 @@ def train_job(job: Job, suite: Suite, data: PreparedData, batches: Batches, regi
     started = now_iso()
     torch.manual_seed(job.seed)  # model initialisation is part of what the seed fixes
     model, spec = build_model(suite, entry, registry)
+    batches, norm = for_model(batches, suite, spec)
     cost = model_cost(model, suite) if suite.profile.cost else {}
     monitor, higher = monitor_of(suite, registry)
     primary = suite.metrics.primary
@@ -116,6 +117,8 @@ def train_job(job: Job, suite: Suite, data: PreparedData, batches: Batches, regi
             progress.log(f"{job.id}: profiling latency ({', '.join(suite.profile.latency.runtimes)})")
         latency = profile_latency(job, model, suite, batches, fold, registry)
     config = entry.model_dump(mode="json") | {"train": train_cfg.model_dump(mode="json")}
+    if norm is not None:
+        config["normalization"] = norm  # input.normalization: model -- what this model was fed
     record = JobRecord(
         job_id=job.id, model=entry.key, model_name=entry.name, fold=job.fold, seed=job.seed, status="ok",
         metrics=scores["metrics"], ci=scores["ci"], ci_unit=scores["ci_unit"], curves=fit.curves, best_epoch=fit.best_epoch,
