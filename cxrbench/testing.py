@@ -218,9 +218,11 @@ def check_model_spec(spec: ModelSpec, num_classes: Sequence[int] = (2, 3, 14), i
     ``num_classes`` x ``in_chans``: the build, that classifier / first_conv / stages / cam_layer
     are modules of the model, logits of shape ``(B, K)``, finite gradients reaching every
     trainable parameter, deterministic eval mode. Then ``freeze: backbone`` (only the classifier
-    trains) and ``stages:N``, and a weights round trip through a file with a different head.
+    trains) and ``stages:N``, and a weights round trip through a file with a different head. A spec
+    with ``fixed_input_size`` is checked at that size.
     """
     device = torch.device(device)
+    image_size = spec.fixed_input_size or image_size  # a fixed-size model is checked at its size
     params = _check_metadata(spec)
     generator_state, threads = torch.random.get_rng_state(), torch.get_num_threads()
     torch.manual_seed(0)
