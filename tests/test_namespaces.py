@@ -216,10 +216,11 @@ def test_namespaced_models_run_end_to_end_next_to_a_builtin(suite_file, tmp_path
     """3-4 small models per namespace, random init, offline, in one suite with a built-in and a plugin."""
     from cxrbench.engine.runner import run_suite
 
-    names = ["timm:test_resnet", "timm:test_vit", "timm:test_efficientnet", "timm:test_convnext",
+    names = ["timm:test_resnet", "timm:test_vit", "timm:test_convnext",
              "torchvision:squeezenet1_1", "torchvision:mobilenet_v3_small", "torchvision:shufflenet_v2_x0_5"]
     path = suite_file(models=["lenet"], input={"image_size": 32, "channels": 1, "normalization": "model"},
-                      dataset={"options": {"n_samples": 60}}, train={"epochs": 1, "batch_size": 8},
+                      dataset={"options": {"n_samples": 48}},
+                      train={"epochs": 1, "batch_size": 8, "max_steps_per_epoch": 2, "eval_batch_size": 64},
                       metrics={"bootstrap": 0}, reference={"source": "p", "models": {"lenet": {"accuracy": 0.9}}})
     outcome = run_suite(path, models=["lenet", "+lrnet", *("+" + n for n in names)], results_root=tmp_path / "res",
                         device="cpu")
