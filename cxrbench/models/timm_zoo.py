@@ -56,6 +56,24 @@ def accepts(arch: str, **kwargs: Any) -> bool:
     return True
 
 
+RESIZE_PROBE = 128
+"""The size a model that claims ``img_size`` is tried at (on the meta device) before it counts as resizable."""
+
+
+def resizes(arch: str, size: int) -> bool:
+    """Whether ``arch`` built with ``img_size=RESIZE_PROBE`` (or ``size`` when equal) runs a forward pass
+    at that size: some models take ``img_size`` but keep fixed-size attention biases."""
+    probe = RESIZE_PROBE if size != RESIZE_PROBE else RESIZE_PROBE // 2
+    try:
+        model = _meta_model(arch, img_size=probe)
+        device = next((p.device for p in model.parameters()), torch.device("meta"))
+        with torch.no_grad():
+            model.eval()(torch.empty(1, 3, probe, probe, device=device))
+    except Exception:  # noqa: BLE001 - any failure: not resizable
+        return False
+    return True
+
+
 def _first(value: Any) -> str | None:
     if isinstance(value, (tuple, list)):
         return str(value[0]) if value else None
@@ -108,7 +126,7 @@ def timm_spec(arch_name: str, *, full_name: str | None = None, plugin_cfg: dict[
                                f"{len(timm.list_models())})")
     cfg = (plugin_cfg or {}) or (get_pretrained_cfg(arch_name if tag else arch) or get_pretrained_cfg(arch)).to_dict()
     size = int(cfg.get("input_size", (3, 224, 224))[-1])
-    resizable = accepts(arch, img_size=size)
+    resizable = accepts(arch, img_size=size) and (not cfg.get("fixed_input_size") or resizes(arch, size))
     fixed = size if cfg.get("fixed_input_size") and not resizable else None
     model = _meta_model(arch, **({"img_size": size} if resizable and cfg.get("fixed_input_size") else {}))
     stages, cam = _stages_and_cam(model, size)
