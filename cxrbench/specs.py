@@ -76,6 +76,14 @@ class ModelSpec:
     None: ImageNet's."""
     std: tuple[float, ...] | None = None
     """The model's own per-channel input std (with ``mean``)."""
+    extra_heads: tuple[str, ...] = ()
+    """Further classification layers besides ``classifier`` (a distilled model's ``head_dist``): re-initialised
+    with it on a head change and trained with it under ``freeze: backbone``."""
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        """``classifier`` and the ``extra_heads``."""
+        return (self.classifier, *self.extra_heads)
 
 
 @dataclass(frozen=True)

@@ -131,8 +131,11 @@ def timm_spec(arch_name: str, *, full_name: str | None = None, plugin_cfg: dict[
     model = _meta_model(arch, **({"img_size": size} if resizable and cfg.get("fixed_input_size") else {}))
     stages, cam = _stages_and_cam(model, size)
     classifier = _first(cfg.get("classifier")) or "head"
+    named = dict(model.named_modules())
+    raw = cfg.get("classifier")
+    extra = tuple(str(h) for h in raw[1:] if str(h) in named) if isinstance(raw, (tuple, list)) else ()
     first_conv = _first(cfg.get("first_conv"))
-    if first_conv is not None and not isinstance(dict(model.named_modules()).get(first_conv), nn.Conv2d):
+    if first_conv is not None and not isinstance(named.get(first_conv), nn.Conv2d):
         first_conv = next((n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)), None)
     has_weights = bool(tag and cfg.get("hf_hub_id") or timm.list_pretrained(arch_name if tag else arch + ".*")
                        or hub_repo)
@@ -143,15 +146,15 @@ def timm_spec(arch_name: str, *, full_name: str | None = None, plugin_cfg: dict[
         notes += " Built with img_size = the suite's image_size (position embedding resized)."
     if cam is None:
         notes += " Grad-CAM: no NCHW feature map (token or NHWC outputs), so none is drawn."
-    if isinstance(cfg.get("classifier"), (tuple, list)) and len(cfg["classifier"]) > 1:
-        notes += f" Heads {tuple(cfg['classifier'])}: only {classifier!r} is adapted when loading a local file."
+    if extra:
+        notes += f" Heads {(classifier, *extra)} (distilled): all are re-initialised on a head change and train."
     name = full_name or f"timm:{arch_name}"
     return ModelSpec(
         name=name, build=partial(build_timm_model, arch=arch_name, resizable=resizable, hub_repo=hub_repo),
         family=type(model).__name__, paper=str(cfg.get("paper_ids") or cfg.get("paper_name") or "(see timm)"),
         default_input_size=size, params_schema=TimmParams, classifier=classifier, first_conv=first_conv,
         stages=stages, cam_layer=cam, weights_license=f"{cfg.get('license') or 'unknown'} (timm {arch_name})",
-        supports_pretrained=has_weights, notes=notes, fixed_input_size=fixed,
+        supports_pretrained=has_weights, notes=notes, fixed_input_size=fixed, extra_heads=extra,
         mean=tuple(float(v) for v in cfg["mean"]) if cfg.get("mean") else None,
         std=tuple(float(v) for v in cfg["std"]) if cfg.get("std") else None,
     )

@@ -103,7 +103,7 @@ def torchvision_spec(arch: str) -> ModelSpec:
         mean, std = tuple(float(v) for v in t.mean), tuple(float(v) for v in t.std)
     dropout_arg = "dropout" if _accepts_dropout(arch) else None
     relu_head = "classifier.2" if arch.startswith("squeezenet") else None
-    fixed = 224 if arch.startswith("vit_") else None  # torchvision ViTs check the image size in forward
+    fixed = 224 if arch.startswith(("vit_", "maxvit")) else None  # ViTs check the size; MaxViT's partitions fit 224
     notes = (f"torchvision `{arch}` with conventions read off the network (classifier {conv['classifier']!r}, "
              f"first conv {conv['first_conv']!r}); first conv replaced for in_chans != 3.")
     notes += f" dropout -> `{dropout_arg}`." if dropout_arg else " No dropout argument: BuildRequest.dropout is ignored."
