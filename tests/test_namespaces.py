@@ -44,11 +44,12 @@ def test_cxrbench_models_with_every_plugin_imports_no_torch_nor_pandas_and_resol
             assert main(["models", "--namespace", "timm", "--filter", "convnext_t*", "--json"]) == 0
         heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision", "timm", "pandas"))
         reg = get_registry()
-        print(json.dumps([heavy, len(reg._resolved), [p.name for p in reg.plugins if p.error],
+        print(json.dumps([heavy, len(reg._resolved), sorted(p.name for p in reg.plugins if not p.error),
                           sorted(reg.model_namespaces)]))
     """)
-    heavy, resolved, failed, namespaces = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert heavy == [] and resolved == 0 and failed == []
+    heavy, resolved, loaded, namespaces = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert heavy == [] and resolved == 0
+    assert {"lrnet", "mdconv", "mobilenet_lung", "resnet_transfer", "mlflow"} <= set(loaded)  # torch-free entry points
     assert namespaces == ["hf-hub", "timm", "torchvision"]
 
 
@@ -246,3 +247,40 @@ def test_namespaced_models_run_end_to_end_next_to_a_builtin(suite_file, tmp_path
 
     (board,) = build_boards(load_runs(tmp_path / "res"))
     assert list(board.comparison().model) == ["lenet"]  # only lenet has a reference figure
+
+
+class _ToyNamespace:
+    """A third-party namespace through the ``register_model_namespaces`` hook."""
+
+    @staticmethod
+    def _resolve(name: str):
+        from dataclasses import replace
+
+        if name not in ("small", "big"):
+            raise UnknownNameError(f"unknown toy model {name!r}")
+        return replace(get_registry().model("lenet"), name=f"toy:{name}", family="toy")
+
+    from cxrbench import hookimpl as _hookimpl
+
+    @staticmethod
+    @_hookimpl
+    def register_model_namespaces():
+        from cxrbench.specs import ModelNamespaceSpec
+
+        return [ModelNamespaceSpec("toy", _ToyNamespace._resolve, lambda: [{"name": "small", "pretrained": []},
+                                                                           {"name": "big", "pretrained": []}])]
+
+
+def test_a_plugin_registers_a_namespace_through_the_hook():
+    reg = Registry(*load_plugin_manager(extra_plugins=(_ToyNamespace,)))
+    assert set(reg.model_namespaces) >= {"timm", "torchvision", "hf-hub", "toy"}
+    assert reg.model_namespaces["toy"].plugin == "_ToyNamespace"
+    spec = reg.model("toy:small")
+    assert (spec.name, spec.family, spec.plugin) == ("toy:small", "toy", "_ToyNamespace")
+    assert count_params(build_model(spec, num_classes=2, in_chans=1, image_size=32))[0] == \
+        count_params(build_model(reg.model("lenet"), num_classes=2, in_chans=1, image_size=32))[0]
+    with pytest.raises(UnknownNameError, match="unknown toy model 'huge'"):
+        reg.model("toy:huge")
+    with pytest.raises(UnknownNameError, match="unknown model 'nons:x'"):
+        reg.model("nons:x")
+    assert reg.portable(models=["toy:big", "lenet"]).models.keys() == {"toy:big", "lenet"}
