@@ -10,7 +10,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 # Test and optional runtimes (ONNX Runtime, Grad-CAM, Ray, MedMNIST, DICOM) are only needed by `make test`.
 DEV_EXTRAS := test,edge,report,ray,medmnist,dicom
 
-.PHONY: install install-dev demo test bench clean-results
+.PHONY: install install-dev demo test bench clean-results gpu-wheels
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -40,3 +40,9 @@ bench: install-dev
 
 clean-results:
 	find results -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
+
+# Wheels the lent GPU machine lacks (its Python 3.12 has torch, torchvision, timm, ...; no registry):
+# carried with the repository copy and installed there by benchmarks/gpu_check.sh. Not committed.
+GPU_WHEELS := pydantic pydantic-core annotated-types typing-inspection typing-extensions ptflops kornia kornia_rs
+gpu-wheels:
+	$(PIP) download --no-deps --python-version 3.12 --only-binary=:all: -d wheels $(GPU_WHEELS)

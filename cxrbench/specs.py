@@ -37,6 +37,35 @@ class BuildRequest:
     image_size: int = 224
     dropout: float | None = None
     params: BaseModel = field(default_factory=NoParams)
+    classes: tuple[str, ...] = ()
+    """The suite's class names in label order (empty when built outside a suite)."""
+    zero_shot: bool = False
+    """The suite trains 0 epochs: a builder declaring ``ModelSpec.head_labels`` keeps its pretrained
+    head, mapped onto ``classes`` (:func:`cxrbench.data.label_space.head_map`), instead of a fresh one."""
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """The input a model's weights were trained on, applied by the core instead of the suite's.
+
+    ``mean``/``std`` are per channel in [0, 1] units, as ``input.normalization`` (the model sees
+    ``(x / 255 - mean) / std``); ``channels``/``image_size`` are what its pretrained weights need
+    (a suite with other values is refused before any work when the model is pretrained or given
+    ``weights:``). None = the suite's setting. ``name`` is how run records name the mapping.
+    """
+
+    channels: int | None = None
+    image_size: int | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    name: str = ""
+
+    def stats(self, channels: int) -> tuple[list[float], list[float]] | None:
+        """``(mean, std)`` for ``channels`` input channels (one value repeated), or None when not declared."""
+        if self.mean is None or self.std is None:
+            return None
+        pick = lambda v: list(v) if len(v) == channels else [float(v[0])] * channels  # noqa: E731
+        return pick(self.mean), pick(self.std)
 
 
 @dataclass(frozen=True)
@@ -65,6 +94,12 @@ class ModelSpec:
     """Dotted module path of the layer Grad-CAM should look at."""
     weights_license: str = "none (random init)"
     supports_pretrained: bool = False
+    input: ModelInput | None = None
+    """The preprocessing the model's weights need (channels, size, intensity mapping); None = the suite's."""
+    head_labels: tuple[str, ...] = ()
+    """The pretrained head's outputs in order, in the vocabulary of :mod:`cxrbench.data.label_space`
+    (``""`` for an output the weights never trained). Non-empty: the builder maps that head onto a
+    suite's classes when ``BuildRequest.zero_shot`` (``train.epochs: 0``) instead of a fresh head."""
     notes: str = ""
     plugin: str = ""
     """Filled in by the registry: the plugin that registered this spec."""
@@ -149,6 +184,10 @@ class SampleTable:
     """Multilabel only: ``(N, K)`` bool, False where that row's label is not annotated (a class the
     archive lacks, a blank, an uncertain label under ``uncertain: ignore``). Masked entries count in
     neither the loss nor the metrics. None = every label known. See :mod:`cxrbench.data.label_space`."""
+    label_uncertain: np.ndarray | None = None
+    """Multilabel only, optional: ``(N, K)`` bool, True where the archive marks the label *uncertain*
+    (CheXpert's -1), whatever the loader's uncertainty policy made of it. ``describe`` counts these
+    apart; training and metrics read only ``labels`` and ``label_mask``."""
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -257,7 +296,9 @@ class Predictions:
 
     ``y_true`` is ``(N,)`` class indices or ``(N, K)`` multi-hot; ``y_prob`` is ``(N, K)``
     probabilities (softmax rows or per-label sigmoids); ``y_pred`` is ``(N,)`` predicted indices or
-    ``(N, K)`` 0/1; ``positive`` is the positive class index for binary tasks.
+    ``(N, K)`` 0/1; ``positive`` is the positive class index for binary tasks. ``mask`` (multilabel
+    only) is ``(N, K)`` bool, False where that row's label is not annotated: every metric of a label
+    uses its unmasked rows only (``y_true`` there is a placeholder 0). None = every label known.
     """
 
     y_true: np.ndarray
@@ -267,11 +308,13 @@ class Predictions:
     class_names: tuple[str, ...]
     positive: int = 1
     loss: float | None = None
+    mask: np.ndarray | None = None
 
     def subset(self, idx: np.ndarray) -> "Predictions":
         """The same predictions restricted to rows ``idx`` (used by the bootstrap)."""
         return Predictions(self.y_true[idx], self.y_prob[idx], self.y_pred[idx], self.task,
-                           self.class_names, self.positive, None)
+                           self.class_names, self.positive, None,
+                           None if self.mask is None else self.mask[idx])
 
 
 @dataclass(frozen=True)

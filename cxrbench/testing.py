@@ -351,6 +351,11 @@ def _check_table(spec: DatasetSpec, table: SampleTable, task: str, classes: Sequ
     if task == "multilabel":
         _ds_require(y.shape == (n, k) and bool(np.isin(y, (0, 1)).all()), spec,
                     f"multilabel labels must be 0/1 of shape ({n}, {k}), got {y.shape}")
+        for field_name in ("label_mask", "label_uncertain"):
+            m = getattr(table, field_name)
+            _ds_require(m is None or (isinstance(m, np.ndarray) and m.dtype == bool and m.shape == (n, k)), spec,
+                        f"{field_name} must be None or a bool array of shape ({n}, {k}), got "
+                        f"{getattr(m, 'dtype', type(m).__name__)} {getattr(m, 'shape', '')}")
     else:
         _ds_require(y.shape == (n,) and (y.min() >= 0) and (y.max() < k), spec,
                     f"{task} labels must be class indices 0..{k - 1} of shape ({n},), got {y.shape} "

@@ -20,11 +20,13 @@ from cxrbench.data.datasets import chestxray14, csv_table, folder, kermany, lung
 from cxrbench.data.datasets.common import fingerprint
 from cxrbench.data.datasets.miniature import (make_chestxray14, make_kermany, make_lung_xray, make_medmnist,
                                               write_image)
+from cxrbench.data.datasets.miniature_chexpert import make_chexpert, make_mimic_cxr
 from cxrbench.data.loading import load_dataset, make_request, resolve_root
 from cxrbench.errors import DatasetError
 from cxrbench.plugins import get_registry
 from cxrbench.specs import DatasetSpec, DatasetVariant, SampleTable
 from cxrbench.testing import check_dataset_spec
+from cxrbench.data.datasets import miniature_archives as archives
 from tests.conftest import write_suite
 from tests.plugin_factory import make_plugin, remove_plugin_path
 
@@ -60,6 +62,17 @@ BUILTIN_CASES = [
      lambda tmp: make_medmnist(tmp, "chestmnist", counts=(6, 2, 4), n_labels=14).parent),
     ("image_folder", "binary", None, {}, _image_folder),
     ("csv", "binary", None, {}, _csv),
+    ("chexpert", "multilabel", None, {"uncertain": "ignore"}, lambda tmp: make_chexpert(tmp)),
+    ("mimic_cxr", "multilabel", None, {"uncertain": "ones"}, lambda tmp: make_mimic_cxr(tmp)),
+    ("padchest", "multilabel", None, {}, lambda tmp: archives.make_padchest(tmp)),
+    ("rsna_pneumonia", "binary", None, {}, lambda tmp: archives.make_rsna(tmp)),
+    ("rsna_pneumonia", "multiclass", "detailed", {}, lambda tmp: archives.make_rsna(tmp)),
+    ("rsna_pneumonia", "multilabel", "findings", {}, lambda tmp: archives.make_rsna(tmp)),
+    ("vindr_cxr", "multilabel", None, {"label": "any"}, lambda tmp: archives.make_vindr(tmp)),
+    ("siim_pneumothorax", "binary", None, {}, lambda tmp: archives.make_siim(tmp)),
+    ("siim_pneumothorax", "multilabel", None, {}, lambda tmp: archives.make_siim(tmp)),
+    ("shenzhen", "binary", None, {}, lambda tmp: archives.make_tb(tmp, "shenzhen")),
+    ("montgomery", "binary", None, {}, lambda tmp: archives.make_tb(tmp, "montgomery")),
 ]
 
 
@@ -131,7 +144,7 @@ def test_table_facts_are_typed_fields_and_cache_slot_is_unchanged(tmp_path):
     t = load_dataset(chestxray14.SPEC, "multilabel", root=root, options={"allow_missing": True})
     csv = root.resolve() / "Data_Entry_2017_v2020.csv"
     assert t.root == str(root.resolve()) and t.label_file == str(csv) and t.archive is None
-    assert [s[0] for s in t.skipped] == ["00000019_000.png"] and t.extras == {}
+    assert [s[0] for s in t.skipped] == ["00000019_000.png"] and set(t.extras) == {"source", "view"}  # per-row only
     # the fingerprint still covers the images, then the label CSV, then the split lists (same key as before)
     files = t.load_image.paths
     lists = [root.resolve() / "train_val_list.txt", root.resolve() / "test_list.txt"]

@@ -103,3 +103,14 @@ def test_fourteen_label_suite_end_to_end(tmp_path):
     assert out.status == "complete" and record.status == "ok" and record.n_test == 8
     bad = json.loads((out.store.dir / "run.json").read_text())["dataset"]["bad_images"]
     assert len(bad) == 1 and bad[0]["id"].endswith("00000020_000.png") and "images_001" in bad[0]["reason"]
+
+
+def test_vocabulary_classes_it_lacks_are_masked_not_negative(tmp_path):
+    root = make_chestxray14(tmp_path / "nih")
+    full = load(root)
+    t = load(root, ("Effusion", "Lung Opacity", "infiltrate"))
+    np.testing.assert_array_equal(t.labels[:, 0], full.labels[:, FINDINGS.index("Effusion")])
+    np.testing.assert_array_equal(t.labels[:, 2], full.labels[:, FINDINGS.index("Infiltration")])
+    assert t.label_mask[:, [0, 2]].all() and not t.label_mask[:, 1].any() and t.labels[:, 1].sum() == 0
+    assert any("does not annotate Lung Opacity" in n for n in t.notes)
+    assert full.label_mask is None and set(full.extras["view"]) == {"PA"}

@@ -211,3 +211,45 @@ def test_ray_run_ships_external_sets_and_matches_local(tmp_path, cxr14):
             assert x["metrics"] == y["metrics"] and x["dropped"] == y["dropped"]
             assert (local.store.dir / x["predictions_path"]).read_bytes() == \
                 (remote.store.dir / y["predictions_path"]).read_bytes()
+
+
+def test_external_ci_is_the_bootstrap_of_the_stored_predictions(finished):
+    """The board's external CI is recomputed from the jobs' external CSVs, not averaged from records."""
+    from cxrbench.metrics.aggregate import FoldPredictions, aggregate_replicates
+    from cxrbench.results.view import RunView
+
+    root = finished.store.dir.parent.parent
+    board = build_boards(load_runs(root))[0]
+    view = RunView(finished.store)
+    registry = get_registry()
+    cfg = view.header["suite"]["metrics"]
+    for model in MODELS:
+        recs = [r for r in view.records if r.model == model and r.status == "ok"]
+        row = board.rows.set_index("model").loc[model]
+        for name in ("nih", "synth2"):
+            tables = []
+            for rec in recs:
+                stored = view.predictions(rec, name)
+                tables.append(FoldPredictions(stored.pred, stored.sample_ids, stored.patient_ids, rec.fold, rec.seed))
+            ref = aggregate_replicates(tables, registry.metric("accuracy").fn, cfg["bootstrap"], cfg["confidence"])
+            assert (row[f"ext:{name}:accuracy_ci_low"], row[f"ext:{name}:accuracy_ci_high"]) == \
+                pytest.approx((ref.low, ref.high))
+            assert ref.low <= row[f"ext:{name}:accuracy_mean"] <= ref.high
+
+
+def test_without_label_map_the_vocabulary_names_match(tmp_path):
+    """No label_map: classes of the same (vocabulary) name map to each other; a source class the suite
+    lacks is an error for a single-label suite, and left out for a multilabel one."""
+    from types import SimpleNamespace
+
+    from cxrbench.data.external import identity_map
+
+    multi = SimpleNamespace(task=SimpleNamespace(classes=["Effusion", "Pleural_Thickening"]))
+    table = SimpleNamespace(class_names=["Pleural Effusion", "pleural thickening", "Hernia"])
+    assert identity_map(table, "multilabel", multi) == {"Pleural Effusion": "Effusion",
+                                                        "pleural thickening": "Pleural_Thickening"}
+    binary = SimpleNamespace(task=SimpleNamespace(classes=["normal", "pneumonia"]))
+    assert identity_map(SimpleNamespace(class_names=["NORMAL", "Pneumonia"]), "binary", binary) == {
+        "NORMAL": "normal", "Pneumonia": "pneumonia"}
+    with pytest.raises(SuiteError, match="source class 'covid' is not one of the suite's classes"):
+        identity_map(SimpleNamespace(class_names=["normal", "covid"]), "multiclass", binary)

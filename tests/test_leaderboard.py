@@ -274,3 +274,28 @@ def test_folds_ci_is_aggregate_of_pooled_out_of_fold_predictions(tmp_path):
     console = Console(file=io.StringIO(), width=400)
     render_terminal([board], console)
     assert ref.method in console.file.getvalue()
+
+
+def test_cli_significance_flags_reach_the_board(tmp_path, capsys):
+    _three_models_run(tmp_path)
+    assert main(["leaderboard", "--results", str(tmp_path), "--format", "json", "--adjust", "bh", "--p-vs-top"]) == 0
+    data = json.loads(capsys.readouterr().out)[0]
+    assert data["comparisons"]["adjust"] == "bh" and "Benjamini-Hochberg" in data["comparisons"]["method"]
+    assert all(("p_vs_top" in r) for r in data["rows"]) and data["rows"][-1]["p_vs_top"] <= 0.005
+    assert main(["leaderboard", "--results", str(tmp_path), "--format", "json", "--no-significance"]) == 0
+    data = json.loads(capsys.readouterr().out)[0]
+    assert data["comparisons"] is None and {r["group"] for r in data["rows"]} == {""}
+    assert main(["leaderboard", "--results", str(tmp_path), "--alpha", "1.5"]) == 2
+    assert "--alpha" in capsys.readouterr().err
+
+
+def test_family_resamples_let_holm_reject_the_strictest_pair():
+    from cxrbench.leaderboard.intervals import MAX_FAMILY_RESAMPLES, family_resamples
+
+    for k in (2, 3, 10, 20):
+        m = k * (k - 1) // 2
+        b = family_resamples(1000, k, 0.05, "holm")
+        assert b >= 1000 and (2 / (b + 1) <= 0.05 / m or b == MAX_FAMILY_RESAMPLES)
+    assert family_resamples(1000, 10, 0.05, "holm") == 3600  # 45 pairs: 2 * ceil(2 * 45 / 0.05)
+    assert family_resamples(1000, 10, 0.05, "none") == 1000
+    assert family_resamples(1000, 100, 0.05, "bh") == MAX_FAMILY_RESAMPLES

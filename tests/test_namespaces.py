@@ -233,7 +233,7 @@ def test_namespaced_models_run_end_to_end_next_to_a_builtin(suite_file, tmp_path
         fresh = build_model(spec, num_classes=2, in_chans=1, image_size=32)
         assert rec.cost["params"] == sum(p.numel() for p in fresh.parameters()), rec.model
         assert rec.cost["macs"] > 0, rec.model
-        norm = rec.model_config["normalization"]
+        norm = rec.input
         expected = np.mean(spec.mean) if spec.mean else np.mean((0.485, 0.456, 0.406))
         assert norm["mean"] == pytest.approx([expected]) and len(norm["std"]) == 1, rec.model
         pred = pd.read_csv(outcome.store.dir / rec.predictions_path)

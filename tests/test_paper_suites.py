@@ -33,6 +33,8 @@ def tiny_synthetic_overrides(path: Path) -> list[str]:
         sets.append("split.folds=2")
     if suite.split.strategy == "official":
         sets.append("split.strategy=ratio")  # synthetic data has no official split unless asked
+    if suite.external_test:
+        sets.append("external_test=[]")  # the external datasets are not here either
     for i, m in enumerate(suite.models):
         if m.pretrained:
             sets.append(f"models.{i}.pretrained=false")  # no network here

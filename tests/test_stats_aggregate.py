@@ -143,3 +143,30 @@ def test_method_names():
     assert describe_method(1, 1, "patient", 2797, 1000) == "patient bootstrap (2,797 patients; 1000 resamples)"
     assert describe_method(5, 1, "image", 624, 1000) == \
         "pooled out-of-fold predictions of 5 folds; image bootstrap (624 images; 1000 resamples)"
+
+
+def test_external_replicates_equal_slow_reference():
+    """Four jobs (2 folds x 2 seeds) scored on the same external rows: mean over jobs, two-level CI."""
+    from cxrbench.metrics.aggregate import aggregate_replicates
+
+    n, patients = 60, [f"p{i // 3}" for i in range(60)]
+    base = _binary(n, 5)
+    ids = [f"x{i}" for i in range(n)]
+    preds = [Predictions(base.y_true, _binary(n, 20 + j, 0.1 + 0.1 * j).y_prob,
+                         _binary(n, 20 + j, 0.1 + 0.1 * j).y_pred, "binary", base.class_names) for j in range(4)]
+    tables = [FoldPredictions(p, ids, patients, fold=j % 2, seed=j // 2) for j, p in enumerate(preds)]
+    with pytest.raises(ValueError, match="more than one test fold"):
+        aggregate(tables, C.roc_auc, 10)  # not out-of-fold: the internal method refuses
+    agg = aggregate_replicates(tables, C.roc_auc, 40, seed=3)
+    order = list(dict.fromkeys(patients))
+    rows_of = {pid: [i for i, q in enumerate(patients) if q == pid] for pid in order}
+    rng_u, rng_s = np.random.default_rng(3), np.random.default_rng([3, 1])
+    vals = []
+    for _ in range(40):
+        rows = np.concatenate([rows_of[order[u]] for u in rng_u.integers(0, len(order), len(order))])
+        counts = rng_s.multinomial(4, [0.25] * 4)
+        vals.append(np.dot(counts, [roc_auc_score(p.y_true[rows], p.y_prob[rows, 1]) for p in preds]) / 4)
+    assert (agg.low, agg.high) == pytest.approx(tuple(np.percentile(vals, [2.5, 97.5])), abs=1e-12)
+    assert agg.point == pytest.approx(np.mean([roc_auc_score(p.y_true, p.y_prob[:, 1]) for p in preds]))
+    assert (agg.n_seeds, agg.unit, agg.n_units) == (4, "patient", 20)
+    assert agg.method.startswith("mean over 4 trained models (folds x seeds) on the same rows")

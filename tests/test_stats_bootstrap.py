@@ -123,7 +123,7 @@ def test_paired_bootstrap_uses_the_same_draws_for_both_models():
 
 
 def test_bootstrap_p_value_hand_counts():
-    assert bootstrap_p_value(np.array([1.0, 2, 3, -1])) == 0.5  # 2 * min(1/4, 3/4)
-    assert bootstrap_p_value(np.array([1.0, 2, 3, 4])) == 0.25  # floored at 1/n
-    assert bootstrap_p_value(np.array([0.0, 1, -1, np.nan])) == 1.0  # 2 * 2/3, capped
+    assert bootstrap_p_value(np.array([1.0, 2, 3, -1])) == pytest.approx(0.8)  # k = 1: 2 * 2 / 5
+    assert bootstrap_p_value(np.array([1.0, 2, 3, 4])) == pytest.approx(0.4)  # k = 0: 2 * 1 / 5, never 0
+    assert bootstrap_p_value(np.array([0.0, 1, -1, np.nan])) == 1.0  # k = 2 of 3: 2 * 3 / 4, capped
     assert math.isnan(bootstrap_p_value(np.array([np.nan])))

@@ -91,3 +91,19 @@ def test_lower_is_better_ranks_ascending_and_disjoint_models_get_nan():
     p = none.pairs[0]
     assert math.isnan(p.p_value) and math.isnan(p.p_adjusted) and not p.different
     assert set(none.letters.values()) == {"a"}
+
+
+def test_delong_cross_check_is_on_the_shared_rows():
+    """The DeLong p beside a binary AUC pair equals DeLong's test on the rows both models scored
+    (b's CSV in another row order), whose AUC difference is the pair's."""
+    from cxrbench.metrics.delong import delong_test
+
+    a, b = _model(0.5, 1), _model(0.3, 2)
+    keep = np.arange(0, N, 2)
+    res = compare_models({"A": [_table(a)], "B": [_table(b, keep[::-1])]}, C.roc_auc, n_resamples=50, delong=True)
+    ref = delong_test(Y[keep] == 1, a.y_prob[keep, 1], b.y_prob[keep, 1])
+    p = res.pair("A", "B")
+    assert p.delong_p == pytest.approx(ref.p_value, abs=1e-12)
+    assert p.diff == pytest.approx(ref.diff, abs=1e-12)
+    assert "DeLong" in res.method
+    assert math.isnan(compare_models({"A": [_table(a)], "B": [_table(b)]}, C.roc_auc, n_resamples=10).pairs[0].delong_p)

@@ -22,7 +22,7 @@ def test_valid_suite_resolves_defaults(suite_file):
 
 
 @pytest.mark.parametrize("change, field, expected", [
-    ({"train": {"epochs": 0}}, "train.epochs", "greater than or equal to 1"),
+    ({"train": {"epochs": -1}}, "train.epochs", "greater than or equal to 0"),
     ({"train": {"optimizer": {"name": "rmsprop"}}}, "train.optimizer.name", "'sgd', 'adam' or 'adamw'"),
     ({"task": {"type": "binary", "classes": ["a", "b", "c"]}}, "task", "exactly 2 classes"),
     ({"split": {"ratios": {"train": 0.5, "val": 0.1, "test": 0.1}}}, "split.ratios", "must be 1.0"),
@@ -46,7 +46,7 @@ def test_schema_error_gives_the_yaml_line(tmp_path: Path):
     path = tmp_path / "s.yaml"
     path.write_text("name: t\ntask: {type: binary, classes: [a, b]}\ndataset: {name: synthetic_cxr}\n"
                     "models: [lenet]\ntrain:\n  batch_size: 4\n  epochs: -1\n")
-    with pytest.raises(SuiteError, match=r"train\.epochs \(line 7\): Input should be greater than or equal to 1"):
+    with pytest.raises(SuiteError, match=r"train\.epochs \(line 7\): Input should be greater than or equal to 0"):
         load_suite(path)
 
 
@@ -134,3 +134,15 @@ def test_protocol_hash_ignores_models_and_seeds(suite_file):
     c = load_suite(suite_file(train={"epochs": 2}))
     assert protocol_hash(a) == protocol_hash(b) != protocol_hash(c)
     assert sha256_of(resolved_dict(a)) != sha256_of(resolved_dict(b))
+
+
+def test_epochs_zero_needs_weights_or_a_mapped_pretrained_head(suite_file, tmp_path):
+    """Evaluating without training is refused for a model that would be scored with a fresh head."""
+    from cxrbench.plugins import get_registry
+    from cxrbench.suite.checks import check_suite
+
+    path = suite_file(train={"epochs": 0})
+    with pytest.raises(SuiteError, match=r"models\[0\]\.train\.epochs: 0 evaluates without training.*'lenet'"):
+        check_suite(load_suite(path), get_registry(), str(path))
+    ok = suite_file(train={"epochs": 0}, models=[{"name": "lenet", "weights": str(tmp_path / "w.pth")}])
+    check_suite(load_suite(ok), get_registry(), str(ok))  # a trained checkpoint: evaluation only is fine

@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import logging
 
-from cxrbench.cli import doctor, leaderboard, probe, profile, registry, report, run
+from cxrbench.cli import card, doctor, leaderboard, probe, profile, registry, report, run
 
 DESCRIPTION = "The cxrbench command line: compare chest X-ray classifiers under one identical, reproducible protocol."
-COMMAND_MODULES = (run, leaderboard, registry, profile, report, probe, doctor)
+COMMAND_MODULES = (run, leaderboard, registry, profile, report, card, probe, doctor)
 """In the order ``cxrbench --help`` lists their commands; each has ``add_parsers(subparsers)``."""
 
 

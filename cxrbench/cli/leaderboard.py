@@ -22,6 +22,15 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--merge", action="store_true", help="merge runs even if their resolved suites differ")
     p.add_argument("--reference", action=argparse.BooleanOptionalAction, default=True,
                    help="show the paper's reported figures next to ours when the suite has them (default on)")
+    p.add_argument("--significance", action=argparse.BooleanOptionalAction, default=True,
+                   help="compare every pair of models (paired cluster bootstrap) and show the group letters "
+                        "(default on)")
+    p.add_argument("--adjust", default="holm", choices=["holm", "bh", "none"],
+                   help="multiple-comparison adjustment over all pairs: holm (family-wise, default), bh "
+                        "(Benjamini-Hochberg false discovery rate) or none")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level of the group letters (default 0.05)")
+    p.add_argument("--p-vs-top", action="store_true",
+                   help="also show each model's unadjusted paired p-value against the top row")
     p.add_argument("--format", default="terminal", choices=FORMATS)
     p.add_argument("-o", "--output", help="write to this file instead of stdout")
     p.add_argument("--device", metavar="NAME", help="latency of this device only (default: a column per device)")
@@ -51,7 +60,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         filtered = args.suite or args.run or args.dataset
         raise CxrbenchError(f"no runs found under {root}/" + (" matching the filters" if filtered else
                                                             "; run a suite first: cxrbench run suites/quickstart.yaml"))
-    boards = build_boards(runs, merge=args.merge, latest=args.latest)
+    if not 0 < args.alpha < 1:
+        raise CxrbenchError(f"--alpha must be between 0 and 1, got {args.alpha}")
+    boards = build_boards(runs, merge=args.merge, latest=args.latest, significance=args.significance,
+                          adjust=args.adjust, alpha=args.alpha, p_vs_top=args.p_vs_top)
     attach_latency(boards, root, LatencySetting(runtime=args.latency_runtime, threads=args.latency_threads,
                                                 batch_size=args.latency_batch, device=args.device))
     for board in boards if args.plot == "pareto" else []:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
 LATENCY_PRESETS = ("default", "quick")
 """The names of :data:`cxrbench.suite.latency.PRESETS` (``--preset`` choices)."""
 LATENCY_OPTIONS = ("runtimes", "threads", "batch_sizes", "preset", "device", "device_name", "min_samples",
-                   "min_seconds", "max_seconds", "cpus", "busy_scope", "suite", "out", "run")
+                   "min_seconds", "max_seconds", "cpus", "busy_scope", "suite", "out", "run", "paired")
 
 
 def _csv(text: str) -> list[str]:
@@ -61,6 +61,10 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--results", type=Path, help="results folder to find --run in")
     g.add_argument("--out", type=Path, help="write a latency file (for `cxrbench results import`)")
     g.add_argument("--no-samples", action="store_true", help="do not keep the raw per-iteration samples")
+    g.add_argument("--paired", action="store_true",
+                   help="two models: interleave them in A B B A chunks in the same pinned processes and report "
+                        "the latency ratio B/A with a CI (machine drift cancels); default runtime torch")
+    g.add_argument("--chunk-iters", type=int, default=5, help="--paired: iterations per chunk (default 5)")
 
 
 def latency_config(args: argparse.Namespace, base: LatencyConfig | None = None) -> LatencyConfig:
@@ -179,6 +183,8 @@ def profile_command(args: argparse.Namespace) -> int:
             raise CxrbenchError("--run needs --suite")
         targets = _registered_targets(args, registry)
     rows = [{"model": t.label, **model_cost(*t.cost_args)} for t in targets]
+    if args.paired:
+        return _paired_command(args, targets, rows, suite, registry)
     if _wants_latency(args):
         # a suite's own latency block is the base; without one, the command line's defaults apply
         base = suite.profile.latency if suite and "latency" in suite.profile.model_fields_set else None
@@ -198,6 +204,47 @@ def profile_command(args: argparse.Namespace) -> int:
         _print(rows, args)
     if args.out and _wants_latency(args):
         print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def _paired_command(args: argparse.Namespace, targets: list[_Target], rows: list[dict[str, Any]], suite: Any,
+                    registry: Any) -> int:
+    """``--paired``: the two models' latency ratio B/A from interleaved chunks (one record per runtime,
+    thread count and batch size), printed as JSON (``{"models": cost rows, "paired": records}``) or a table."""
+    import torch
+
+    from cxrbench.profiling.paired_run import profile_paired
+
+    if len(targets) != 2:
+        raise CxrbenchError(f"--paired compares exactly two models (A B), got {len(targets)}")
+    if args.out:
+        raise CxrbenchError("--paired writes no latency file (its records are ratios, not per-model latencies); "
+                            "use --json")
+    a, b = targets
+    if (a.size, a.in_chans) != (b.size, b.in_chans):
+        raise CxrbenchError(f"--paired needs one input shape: {a.label} takes {a.in_chans}x{a.size}, "
+                            f"{b.label} {b.in_chans}x{b.size} (give --input-size)")
+    if args.chunk_iters < 1:
+        raise CxrbenchError(f"--chunk-iters must be >= 1, got {args.chunk_iters}")
+    base = suite.profile.latency if suite and "latency" in suite.profile.model_fields_set else None
+    cfg = latency_config(args, base)
+    if not args.runtimes:
+        cfg = cfg.model_copy(update={"runtimes": ["torch"]})
+    torch.manual_seed(0)
+    records = profile_paired(a.build(), b.build(), cfg, a.size, a.in_chans, (a.label, b.label), args.chunk_iters,
+                             registry)
+    if args.json:
+        print(json.dumps({"models": rows, "paired": records}, indent=2, default=str))
+        return 0
+    for r in records:
+        head = f"{r['b']} / {r['a']} ({r['runtime']}, {r['threads']} thr, batch {r['batch_size']})"
+        if r["status"] != "ok":
+            print(f"{head}: {r['status']}: {r.get('error')}")
+            continue
+        low, high = (_fmt(v, ".3f") or "unbounded" for v in r["ratio_ci"])
+        print(f"{head}: latency ratio {r['ratio_b_over_a']:.3f} [{low}, {high}] ({100 * r['ratio_ci_coverage']:.1f}% CI, "
+              f"{r['n_blocks']} ABBA blocks of {r['chunk_iters']} iterations, {r['blocks_dropped']} busy blocks dropped); "
+              f"medians {r['a_median_ms']:.2f} / {r['b_median_ms']:.2f} ms")
     return 0
 
 

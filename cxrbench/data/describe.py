@@ -2,7 +2,9 @@
 
 Counts per official split and class, patients and images per patient, image sizes (read from the
 file headers only, in parallel) and the leakage check of the official split (patients present in
-more than one part).
+more than one part). Multilabel tables with ``label_mask`` / ``label_uncertain`` also get, per split
+and label, the entries not annotated (``not_annotated``) and those the archive marks uncertain
+(``uncertain``, whatever the loader's policy made of them).
 """
 
 from __future__ import annotations
@@ -49,6 +51,15 @@ def _counts(table: SampleTable, parts: np.ndarray) -> dict[str, dict[str, int]]:
     return out
 
 
+def _cells(matrix: np.ndarray | None, names: list[str], parts: np.ndarray) -> dict[str, dict[str, int]] | None:
+    """Per split, how many True entries ``matrix`` (N, K) has in each label (None without a matrix)."""
+    if matrix is None:
+        return None
+    m = np.asarray(matrix, dtype=bool)
+    return {part: {c: int(m[parts == part, k].sum()) for k, c in enumerate(names)}
+            for part in SPLIT_ORDER if part in set(parts)}
+
+
 def _patients(table: SampleTable, parts: np.ndarray) -> dict[str, Any] | None:
     if table.patient_ids is None:
         return None
@@ -84,8 +95,9 @@ def _image_sizes(table: SampleTable, workers: int | None = None) -> dict[str, An
             except Exception as exc:  # noqa: BLE001 - reported per file
                 return f"{p}: {type(exc).__name__}: {exc}"
 
+        chunks = [paths[i:i + 256] for i in range(0, len(paths), 256)]  # threads ignore map's chunksize
         with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
-            heads = list(pool.map(head, paths, chunksize=64))
+            heads = [h for part in pool.map(lambda c: [head(p) for p in c], chunks) for h in part]
         ok = [h for h in heads if not isinstance(h, str)]
         bad = [h for h in heads if isinstance(h, str)]
         widths, heights = [w for w, _, _ in ok], [h for _, h, _ in ok]
@@ -102,6 +114,12 @@ def _image_sizes(table: SampleTable, workers: int | None = None) -> dict[str, An
     return {"source": "not files (generated or custom loader)"}
 
 
+def _metadata(table: SampleTable) -> dict[str, dict[str, int]]:
+    """Images per value of the per-row ``view`` and ``source`` extras (the ones the table has)."""
+    return {k: dict(Counter(str(v) for v in table.extras[k]).most_common())
+            for k in ("view", "source") if k in table.extras}
+
+
 def describe_table(table: SampleTable, name: str, task: str, workers: int | None = None) -> dict[str, Any]:
     """The description of an already loaded table (see :func:`describe_dataset`)."""
     parts = np.asarray(table.official_split if table.official_split is not None else ["all"] * len(table))
@@ -115,8 +133,12 @@ def describe_table(table: SampleTable, name: str, task: str, workers: int | None
         "root": table.root, "synthetic": table.synthetic, "fingerprint": table.fingerprint,
         "official_split": table.official_split is not None,
         "counts": _counts(table, parts),
+        "not_annotated": _cells(None if table.label_mask is None else ~np.asarray(table.label_mask, dtype=bool),
+                                list(table.class_names), parts),
+        "uncertain": _cells(table.label_uncertain, list(table.class_names), parts),
         "patients": _patients(table, parts),
         "leakage": _leakage(table),
+        "metadata": _metadata(table),
         "image_size": _image_sizes(table, workers),
         "skipped_rows": [{"id": i, "reason": r} for i, r in skipped],
         "notes": notes,
@@ -154,6 +176,17 @@ def render(desc: dict[str, Any], console: Console) -> None:
         for c in names:
             t.add_row(c, *[f"{row[c]:,}" for row in counts.values()])
     console.print(t)
+    for key, what in (("uncertain", "uncertain in the archive (-1), per split and label"),
+                      ("not_annotated", "not annotated (masked: neither loss nor metrics), per split and label")):
+        cells = desc.get(key)
+        if cells:
+            t = Table(title=what, title_justify="left")
+            t.add_column("class")
+            for part in cells:
+                t.add_column(part, justify="right")
+            for c in next(iter(cells.values())):
+                t.add_row(c, *[f"{row[c]:,}" for row in cells.values()])
+            console.print(t)
 
     pat = desc["patients"]
     if pat is not None:
@@ -172,6 +205,8 @@ def render(desc: dict[str, Any], console: Console) -> None:
         pairs = ", ".join(f"{k}: {v}" for k, v in leak["pairs"].items())
         console.print(f"[{style}]official split leakage: {n} patient(s) in more than one split[/{style}] ({pairs})"
                       + (f", e.g. {', '.join(leak['examples'][:5])}" if n else ""))
+    for what, counts in desc.get("metadata", {}).items():
+        console.print(f"{what}: " + ", ".join(f"{k or '(blank)'} {v:,}" for k, v in counts.items()))
     size = desc["image_size"]
     if size.get("width"):
         w, h = size["width"], size["height"]

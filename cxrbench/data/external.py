@@ -1,7 +1,9 @@
 """External test sets: another dataset, relabelled into the suite's classes, decoded like the main one.
 
 A suite's ``external_test`` entry names a dataset and a ``label_map`` from that dataset's class (or
-label) names to the suite's class names. Names match case-, space-, underscore- and
+label) names to the suite's class names; without one, classes of the same vocabulary name
+(:mod:`cxrbench.data.label_space`) map to each other (:func:`identity_map`) and a multilabel suite
+asks the dataset for its own labels. Names match case-, space-, underscore- and
 hyphen-insensitively. The rules:
 
 - single-label source (binary / multiclass): every source class must be a key, mapped to a suite
@@ -14,6 +16,10 @@ hyphen-insensitively. The rules:
   the map neither select nor drop a row.
 - multilabel source into a multilabel suite: each suite label is the OR of the source labels mapped
   to it (every suite label needs one); rows with a null-mapped label are dropped (``excluded``).
+
+Masked source labels (``SampleTable.label_mask``, e.g. CheXpert blanks): a suite label is known when
+one of its source labels is a known positive or all of them are known; ``No Finding`` holds only for a
+row whose labels are all known and negative.
 
 Rows come from the dataset's official test split (``split: test``, every row when the dataset has
 no official split) or from every row (``split: all``). Images go through the same decode cache
@@ -64,6 +70,8 @@ class ExternalSet:
     synthetic: bool = False
     info: dict[str, Any] = field(default_factory=dict)
     """Facts for run.json (fingerprint, image cache, unreadable files)."""
+    mask: np.ndarray | None = None
+    """Multilabel suite only: ``(N, K)`` bool, False where a label is not annotated (None: all known)."""
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -80,6 +88,8 @@ class Relabelled:
     keep: np.ndarray
     labels: np.ndarray
     dropped: dict[str, int]
+    mask: np.ndarray | None = None
+    """Multilabel suite: which kept rows' labels are known (None: all)."""
 
 
 def _resolve(names: list[str], wanted: list[str], what: str) -> dict[str, str]:
@@ -98,8 +108,9 @@ def _resolve(names: list[str], wanted: list[str], what: str) -> dict[str, str]:
 
 
 def relabel(labels: np.ndarray, class_names: list[str], multilabel_source: bool, label_map: dict[str, str | None],
-            suite_task: str, suite_classes: list[str]) -> Relabelled:
-    """Apply ``label_map`` (see the module docstring) to a source table's labels; raises SuiteError."""
+            suite_task: str, suite_classes: list[str], mask: np.ndarray | None = None) -> Relabelled:
+    """Apply ``label_map`` (see the module docstring) to a source table's labels (``mask``: the source
+    table's ``label_mask``); raises SuiteError."""
     labels = np.asarray(labels)
     source_names = [*class_names, NO_FINDING] if multilabel_source else list(class_names)
     keys = _resolve(source_names, list(label_map), "names source class(es)")
@@ -124,8 +135,9 @@ def relabel(labels: np.ndarray, class_names: list[str], multilabel_source: bool,
         dropped["excluded"] = int((mapped < 0).sum())
         return Relabelled(keep, mapped[keep], dropped)
 
-    hot = labels.astype(bool)
-    columns = {NO_FINDING: ~hot.any(axis=1)} | {c: hot[:, j] for j, c in enumerate(class_names)}
+    known = np.ones(labels.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    hot = labels.astype(bool) & known
+    columns = {NO_FINDING: ~hot.any(axis=1) & known.all(axis=1)} | {c: hot[:, j] for j, c in enumerate(class_names)}
     excluded = np.zeros(len(hot), dtype=bool)
     member = np.zeros((len(hot), k), dtype=bool)
     for name, target in resolved.items():
@@ -143,12 +155,39 @@ def relabel(labels: np.ndarray, class_names: list[str], multilabel_source: bool,
             raise SuiteError(f"label_map maps no source label to suite label(s) {uncovered}; every suite label "
                              f"needs one")
         keep = np.flatnonzero(~excluded)
-        return Relabelled(keep, member[keep].astype(np.int64), dropped)
+        out_mask = None
+        if mask is not None:
+            sources = [[class_names.index(n) for n, t in resolved.items() if t == j and n != NO_FINDING]
+                       for j in range(k)]
+            out_mask = np.stack([member[:, j] | known[:, s].all(axis=1) for j, s in enumerate(sources)], axis=1)
+            out_mask = None if out_mask[keep].all() else out_mask[keep]
+        return Relabelled(keep, member[keep].astype(np.int64), dropped, out_mask)
     count = member.sum(axis=1)
     dropped["unmatched"] = int((~excluded & (count == 0)).sum())
     dropped["ambiguous"] = int((~excluded & (count > 1)).sum())
     keep = np.flatnonzero(~excluded & (count == 1))
     return Relabelled(keep, member[keep].argmax(axis=1).astype(np.int64), dropped)
+
+
+def identity_map(table: SampleTable, task: str, suite: Suite) -> dict[str, str | None]:
+    """The ``label_map`` an entry without one gets: each suite class from the source class of the same
+    (vocabulary) name. Raises SuiteError when a source class has no suite counterpart."""
+    from cxrbench.data.label_space import canonical
+
+    suite_by = {norm(canonical(c) or c): c for c in suite.task.classes}
+    out: dict[str, str | None] = {}
+    for name in table.class_names:
+        target = suite_by.get(norm(canonical(name) or name))
+        if target is None and task != "multilabel":
+            raise SuiteError(f"no label_map given, and source class {name!r} is not one of the suite's classes "
+                             f"{list(suite.task.classes)}; write a label_map (external class -> suite class, "
+                             f"null to drop its rows)")
+        if target is not None:
+            out[name] = target
+    if not out:
+        raise SuiteError(f"no label_map given, and none of the dataset's labels {list(table.class_names)} is one of "
+                         f"the suite's classes {list(suite.task.classes)}")
+    return out
 
 
 def _missing_hint(message: str, index: int) -> str:
@@ -166,7 +205,8 @@ def load_source(cfg: ExternalTestConfig, suite: Suite, registry: Registry) -> tu
     except UnknownNameError as exc:
         raise SuiteError(f"dataset.name: {exc}") from None
     task = external_task(cfg, suite.task.type, tuple(spec.tasks))
-    table = load_dataset(spec, task, tuple(cfg.classes or ()), cfg.dataset.root, cfg.dataset.options,
+    classes = cfg.classes or (list(suite.task.classes) if cfg.label_map is None and task == "multilabel" else ())
+    table = load_dataset(spec, task, tuple(classes), cfg.dataset.root, cfg.dataset.options,
                          cfg.dataset.variant)
     if len(table) == 0:
         raise DatasetError(f"dataset {spec.name!r} has no images")
@@ -189,13 +229,14 @@ def load_external(index: int, cfg: ExternalTestConfig, suite: Suite, registry: R
         else:
             rows = "all"
         n_rows = len(table)
-        mapped = relabel(np.asarray(table.labels), list(table.class_names), task == "multilabel", cfg.label_map,
-                         suite.task.type, list(suite.task.classes))
+        mapped = relabel(np.asarray(table.labels), list(table.class_names), task == "multilabel",
+                         cfg.label_map if cfg.label_map is not None else identity_map(table, task, suite),
+                         suite.task.type, list(suite.task.classes), table.label_mask)
         if len(mapped.keep) == 0:
             raise DatasetError(f"no row of dataset {cfg.dataset.name!r} is left after the label map "
                                f"(dropped: {mapped.dropped})")
         table = _restrict(table, mapped.keep)
-        table.labels = mapped.labels
+        table.labels, table.label_mask, table.label_uncertain = mapped.labels, mapped.mask, None
         arr = load_images(table, suite.input.decode_size, suite.input.channels, dataset=cfg.dataset.name,
                           cache_dir=cache_dir, use_cache=use_cache, progress=progress)
         if arr.bad and strict:
@@ -213,7 +254,8 @@ def load_external(index: int, cfg: ExternalTestConfig, suite: Suite, registry: R
             "skipped_by_dataset": len(table.skipped)}
     return ExternalSet(cfg.name, cfg.dataset.name, pick(table.ids), pick(table.patient_ids),
                        np.asarray(table.labels)[keep], np.asarray(arr.images), rows, n_rows, dropped,
-                       bool(table.synthetic), info)
+                       bool(table.synthetic), info,
+                       None if table.label_mask is None else np.asarray(table.label_mask)[keep])
 
 
 def load_external_sets(suite: Suite, registry: Registry, progress: Any = None, strict: bool = False,

@@ -51,12 +51,13 @@ class PreparedData:
 
 
 def _restrict(table: SampleTable, keep: np.ndarray) -> SampleTable:
-    """The table restricted to rows ``keep`` (its per-row ``extras`` too)."""
+    """The table restricted to rows ``keep`` (its per-row ``extras`` and label masks too)."""
     pick = lambda seq: None if seq is None else [seq[i] for i in keep]  # noqa: E731
+    rows = lambda arr: None if arr is None else np.asarray(arr)[keep]  # noqa: E731
     extras = {k: v[keep] if isinstance(v, np.ndarray) else pick(v) for k, v in table.extras.items()}
     return replace(table, ids=pick(table.ids), labels=table.labels[keep], patient_ids=pick(table.patient_ids),
                    official_split=pick(table.official_split), load_image=subset_loader(table.load_image, keep),
-                   extras=extras)
+                   extras=extras, label_mask=rows(table.label_mask), label_uncertain=rows(table.label_uncertain))
 
 
 def load_table(suite: Suite, registry: Registry) -> SampleTable:
@@ -69,6 +70,9 @@ def load_table(suite: Suite, registry: Registry) -> SampleTable:
     if suite.task.type == "multilabel":
         if labels.ndim != 2 or labels.shape[1] != k:
             raise DatasetError(f"dataset {spec.name!r} gave labels of shape {labels.shape}, expected (N, {k})")
+        if table.label_mask is not None and np.shape(table.label_mask) != labels.shape:
+            raise DatasetError(f"dataset {spec.name!r} gave a label_mask of shape {np.shape(table.label_mask)}, "
+                               f"expected {labels.shape}")
     elif labels.ndim != 1 or (len(labels) and (labels.min() < 0 or labels.max() >= k)):
         raise DatasetError(f"dataset {spec.name!r} gave labels outside 0..{k - 1} for classes {suite.task.classes}")
     if len(table) == 0:

@@ -28,11 +28,14 @@ def baseline_key(kind: str) -> str:
 
 
 def baseline_predict(kind: str, train_y: np.ndarray, n: int, k: int, multilabel: bool,
-                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+                     rng: np.random.Generator, train_mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities, predictions) of ``n`` images from a ``majority`` or ``stratified`` predictor
-    fitted on the training labels ``train_y`` only."""
+    fitted on the training labels ``train_y`` only (multilabel: on the known entries of ``train_mask``)."""
     if multilabel:
-        prevalence = train_y.mean(axis=0) if len(train_y) else np.zeros(k)
+        known = np.ones_like(train_y, dtype=bool) if train_mask is None else np.asarray(train_mask, dtype=bool)
+        counted = known.sum(axis=0)
+        prevalence = np.divide((train_y * known).sum(axis=0), counted, out=np.zeros(k), where=counted > 0) \
+            if len(train_y) else np.zeros(k)
         if kind == "majority":
             pred = np.tile((prevalence > 0.5).astype(int), (n, 1))
             return np.tile(prevalence, (n, 1)), pred
@@ -49,6 +52,8 @@ def baseline_records(suite: Suite, data: PreparedData, registry: Registry, store
                      done: set[str]) -> list[JobRecord]:
     """Score both baselines on each fold's test rows (first seed); skips ones already recorded."""
     labels = np.asarray(data.table.labels)
+    mask = data.table.label_mask
+    rows = lambda idx: None if mask is None else np.asarray(mask)[idx]  # noqa: E731
     multilabel = suite.task.type == "multilabel"
     k, seed = len(suite.task.classes), suite.seeds[0]
     out = []
@@ -58,10 +63,11 @@ def baseline_records(suite: Suite, data: PreparedData, registry: Registry, store
             if jid in done:
                 continue
             rng = np.random.default_rng([seed, fold.index])
-            prob, pred = baseline_predict(kind, labels[fold.train], len(fold.test), k, multilabel, rng)
+            prob, pred = baseline_predict(kind, labels[fold.train], len(fold.test), k, multilabel, rng,
+                                          rows(fold.train))
             y_true = labels[fold.test]
             preds = Predictions(y_true, prob, pred, suite.task.type, tuple(suite.task.classes),
-                                suite.task.positive_index)
+                                suite.task.positive_index, mask=rows(fold.test))
             patients = [data.table.patient_ids[i] for i in fold.test] if data.table.patient_ids else None
             scores = score(preds, suite.metrics.report, suite.metrics.primary, registry, suite.metrics.bootstrap,
                            suite.metrics.confidence, seed=seed, patients=patients)
@@ -76,10 +82,11 @@ def baseline_records(suite: Suite, data: PreparedData, registry: Registry, store
                                started_at=now_iso(), finished_at=now_iso(), model_config={"baseline": kind},
                                model_config_sha256=kind)
             if data.external:  # the same fitted predictor on each external test set
-                train_y = labels[fold.train]
+                train_y, train_mask = labels[fold.train], rows(fold.train)
                 record.external = baseline_external(
                     suite, data, registry, store, jid, seed,
-                    lambda n, rng: baseline_predict(kind, train_y, n, k, multilabel, rng), (seed, fold.index))
+                    lambda n, rng: baseline_predict(kind, train_y, n, k, multilabel, rng, train_mask),
+                    (seed, fold.index))
             store.write_record(record)
             out.append(record)
     return out

@@ -17,7 +17,7 @@ import torch
 from cxrbench.data.external import ExternalSet
 from cxrbench.data.prepare import PreparedData
 from cxrbench.metrics.scoring import score
-from cxrbench.engine.batches import Batches
+from cxrbench.engine.batches import Batches, label_tensor
 from cxrbench.engine.trainer import Trainer
 from cxrbench.plugins import Registry
 from cxrbench.results.predictions import predictions_csv
@@ -30,8 +30,7 @@ def external_batches(ext: ExternalSet, batches: Batches, task: str) -> Batches:
     with warnings.catch_warnings():  # arrays from Ray's object store are read-only; rows are only copied out
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         images = torch.from_numpy(ext.images)
-        labels = torch.as_tensor(ext.labels)
-    labels = labels.float() if task == "multilabel" else labels.long()
+    labels = label_tensor(ext.labels, ext.mask, task)
     return Batches(images, labels, batches.mean, batches.std, None, batches.eval_transform)
 
 
@@ -77,7 +76,7 @@ def baseline_external(suite: Suite, data: PreparedData, registry: Registry, stor
         rng = np.random.default_rng([*rng_key, 1000 + i])  # its own stream: internal baseline rows unchanged
         prob, y_pred = predict(len(ext), rng)
         pred = Predictions(ext.labels, prob, y_pred, suite.task.type, tuple(suite.task.classes),
-                           suite.task.positive_index)
+                           suite.task.positive_index, mask=ext.mask)
         entry, csv = _scored(ext, pred, suite, registry, seed, 0.0)
         entry["metrics"] = {k: v for k, v in entry["metrics"].items() if k != "loss"}
         path = store.write_bytes(store.external_predictions_path(ext.name, job), csv)

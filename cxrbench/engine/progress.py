@@ -29,7 +29,8 @@ class NullProgress:
     def start_jobs(self, total: int) -> None: ...
     def start_job(self, job: str, epochs: int) -> None: ...
     def start_epoch(self, epoch: int, batches: int) -> None: ...
-    def advance_batch(self, loss: float) -> None: ...
+    def advance_batch(self, loss: Any) -> None:
+        """One training batch done; ``loss`` may be a device tensor: read it only when it is shown."""
     def end_epoch(self, logs: dict[str, Any]) -> None: ...
     def end_job(self, job: str, status: str) -> None: ...
 
@@ -156,11 +157,18 @@ class JobTable:
 class RichProgress(NullProgress):
     """Three bars: all jobs, epochs of the current job, batches of the current epoch."""
 
-    def __init__(self, console: Console | None = None):
+    LOSS_EVERY_S = 0.25
+    """Seconds between two reads of the training loss (each read waits for the GPU)."""
+
+    def __init__(self, console: Console | None = None, clock: Callable[[], float] = time.monotonic):
         self.console = console or Console(stderr=True)
         self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                             MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-                            TextColumn("eta"), TimeRemainingColumn(), console=self.console, transient=False)
+                            TextColumn("eta"), TimeRemainingColumn(), console=self.console, transient=False,
+                            refresh_per_second=4)
+        self.clock = clock
+        self._loss_read_at = -1e9
+        self.loss_reads = 0
         self._phase: TaskID | None = None
         self._jobs: TaskID | None = None
         self._epochs: TaskID | None = None
@@ -224,9 +232,15 @@ class RichProgress(NullProgress):
             self.bar.remove_task(self._batches)
         self._batches = self.bar.add_task(f"    epoch {epoch}", total=batches, info="")
 
-    def advance_batch(self, loss: float) -> None:
-        if self._batches is not None:
-            self.bar.update(self._batches, advance=1, info=f"loss {loss:.4f}")
+    def advance_batch(self, loss: Any) -> None:
+        if self._batches is None:
+            return
+        now = self.clock()
+        if now - self._loss_read_at < self.LOSS_EVERY_S:
+            self.bar.update(self._batches, advance=1)
+            return
+        self._loss_read_at, self.loss_reads = now, self.loss_reads + 1
+        self.bar.update(self._batches, advance=1, info=f"loss {float(loss):.4f}")
 
     def end_epoch(self, logs: dict[str, Any]) -> None:
         if self._epochs is not None:

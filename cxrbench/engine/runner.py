@@ -15,6 +15,7 @@ import cxrbench
 from cxrbench.data.prepare import PreparedData
 from cxrbench.engine.batches import make_batches
 from cxrbench.engine.device import resolve_device
+from cxrbench.engine.precision import runtime_protocol
 from cxrbench.environment import environment, git_commit
 from cxrbench.engine.executors.base import RunContext
 from cxrbench.engine.jobs import Job, job_kind_for
@@ -65,7 +66,8 @@ def _header(suite: Suite, suite_path: str, run_id: str, data: PreparedData, devi
         "suite_path": str(suite_path),
         "suite": resolved,
         "suite_sha256": sha256_of(resolved),
-        "protocol_sha256": protocol_hash(suite),
+        "protocol_sha256": protocol_hash(suite, runtime_protocol(suite, device)),
+        "runtime_protocol": runtime_protocol(suite, device),
         "overrides": list(overrides),
         "models_filter": models,
         "command": " ".join(["cxrbench", *sys.argv[1:]]) if sys.argv and "cxrbench" in sys.argv[0] else None,
@@ -150,7 +152,7 @@ def run_suite(suite_path: str | Path, overrides: list[str] | tuple[str, ...] = (
         if resume:
             store = RunStore.open(resume, root)
             old = store.read_header()
-            if old.get("protocol_sha256") != protocol_hash(suite):
+            if old.get("protocol_sha256") != protocol_hash(suite, runtime_protocol(suite, dev)):
                 raise ResultsError(f"cannot resume {store.dir}: the suite now resolves to a different protocol "
                                    f"than the run's (compare `cxrbench run {suite_path} --print-resolved` "
                                    f"with {store.dir}/run.json)")

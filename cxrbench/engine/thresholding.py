@@ -72,7 +72,7 @@ def fit_decision_threshold(cfg: ThresholdConfig, val: Predictions | None, task: 
     if task == "binary":
         return out | {"value": fit_threshold(cfg.rule, truth, prob, cfg.level), "fitted_on": "val",
                       "n_val": int(len(truth))}
-    fitted = fit_thresholds_per_label(cfg.rule, truth, prob, cfg.level, fallback=np.nan)
+    fitted = fit_thresholds_per_label(cfg.rule, truth, prob, cfg.level, fallback=np.nan, mask=val.mask)
     values = np.where(np.isnan(fitted), DEFAULT_THRESHOLD, fitted)
     return out | {"value": [float(v) for v in values], "fitted_on": "val", "n_val": int(len(truth)),
                   "fallback": [class_names[k] for k in np.flatnonzero(np.isnan(fitted))]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -15,9 +16,13 @@ import torch.nn as nn
 from cxrbench.data.splits import Fold
 from cxrbench.engine.batches import Batches
 from cxrbench.engine.device import seed_everything
+from cxrbench.engine.precision import resolve_precision
 from cxrbench.models.predict import predict
 from cxrbench.specs import Predictions
 from cxrbench.suite.schema import OptimizerConfig, ScheduleConfig, TrainConfig
+
+
+log = logging.getLogger(__name__)
 
 
 def make_optimizer(cfg: OptimizerConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
@@ -39,9 +44,23 @@ def make_schedule(cfg: ScheduleConfig, opt: torch.optim.Optimizer, epochs: int):
     return None
 
 
+class MaskedBCEWithLogits(nn.Module):
+    """BCE-with-logits averaged over the *known* label entries: a NaN target (not annotated, see
+    :func:`cxrbench.engine.batches.label_tensor`) has weight 0; a batch with none known gives 0.
+    Without NaNs this is ``nn.BCEWithLogitsLoss()``."""
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logits, target = logits.float(), target.float()  # fp32 under autocast too
+        known = ~torch.isnan(target)
+        weight = known.float()
+        loss = nn.functional.binary_cross_entropy_with_logits(
+            logits, torch.where(known, target, torch.zeros_like(target)), weight=weight, reduction="sum")
+        return loss / weight.sum().clamp(min=1.0)
+
+
 def make_loss(task: str) -> nn.Module:
-    """Cross-entropy over softmax classes, or BCE-with-logits per label."""
-    return nn.BCEWithLogitsLoss() if task == "multilabel" else nn.CrossEntropyLoss()
+    """Cross-entropy over softmax classes, or BCE-with-logits per known label (masked entries skipped)."""
+    return MaskedBCEWithLogits() if task == "multilabel" else nn.CrossEntropyLoss()
 
 
 @dataclass
@@ -67,22 +86,64 @@ class Trainer:
         self.device, self.seed = device, seed
         self.val_score, self.monitor, self.higher = val_score, monitor, higher_is_better
         self.progress, self.on_epoch_end, self.freeze_bn = progress, on_epoch_end, freeze_bn
-        self.amp = device.type == "cuda"
+        self.precision = resolve_precision(train_cfg.precision, device)
+        self.channels_last = device.type == "cuda"
         self.loss_fn = make_loss(task)
+        self.compile_status = "on" if train_cfg.compile else "off"
+        self._forward: Callable[[torch.Tensor], torch.Tensor] = model
+        self._compiled_ok = not train_cfg.compile
+
+    def runtime(self) -> dict[str, Any]:
+        """How this job ran on its device (recorded with every job): precision, resampler, loader, compile."""
+        return {"device": str(self.device), "precision": self.precision.name, "grad_scaler": self.precision.scaler,
+                "channels_last": self.channels_last, "compile": self.compile_status,
+                "resampler": self.data.resampler(self.device) if self.data.augment is not None else None,
+                "loader_workers": self.data.workers}
+
+    def compute_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The training loss of one batch (the one place the loss is called)."""
+        return self.loss_fn(logits, y)
+
+    def _autocast(self):
+        p = self.precision
+        return torch.autocast(self.device.type, dtype=p.dtype or torch.float32, enabled=p.dtype is not None)
+
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def _compile(self, model: nn.Module) -> None:
+        if not self.cfg.compile:
+            return
+        try:
+            self._forward = torch.compile(model)
+        except Exception as exc:  # noqa: BLE001 - compilation is an optimisation, never a failure
+            self._compile_failed(exc)
+
+    def _compile_failed(self, exc: BaseException) -> None:
+        message = f"train.compile: torch.compile failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); " \
+                  f"training without compilation"
+        log.warning(message)
+        if self.progress is not None:
+            self.progress.log(f"[yellow]{message}[/yellow]")
+        self.compile_status = f"failed: {type(exc).__name__}"
+        self._forward, self._compiled_ok = self.model, True
 
     def fit(self) -> FitResult:
         """Train for ``epochs`` with early stopping; restores the best epoch's weights when asked."""
         cfg, model = self.cfg, self.model
-        gen = seed_everything(self.seed)
+        gen = seed_everything(self.seed, self.device)
         model.to(self.device)
-        if self.device.type == "cuda":
+        if self.channels_last:
             model.to(memory_format=torch.channels_last)
+        self._compile(model)
+        if cfg.epochs == 0:  # evaluation only (zero-shot head or a trained `weights:` file)
+            return FitResult(curves={"epoch": []}, best_epoch=None, epochs_run=0)
         params = [p for p in model.parameters() if p.requires_grad]
         if not params:
             raise ValueError("the model has no trainable parameters (check its freeze policy)")
         opt = make_optimizer(cfg.optimizer, params)
         sched = make_schedule(cfg.schedule, opt, cfg.epochs)
-        scaler = torch.amp.GradScaler("cuda") if self.amp else None
+        scaler = torch.amp.GradScaler(self.device.type) if self.precision.scaler else None
         result = FitResult()
         best_value, best_state, waited = None, None, 0
         has_val = len(self.fold.val) > 0
@@ -137,29 +198,44 @@ class Trainer:
         if self.progress is not None:
             self.progress.start_epoch(epoch, self.data.n_batches(len(self.fold.train), cfg.batch_size,
                                                                  cfg.max_steps_per_epoch))
-        total, count = 0.0, 0
+        total, count = torch.zeros((), device=self.device), 0  # summed on the device: no per-step sync
         for x, y in self.data.iterate(self.fold.train, cfg.batch_size, self.device, train=True,
-                                      generator=gen, max_steps=cfg.max_steps_per_epoch):
-            if self.device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
-            opt.zero_grad(set_to_none=True)
-            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
-                loss = self.loss_fn(model(x), y)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"training loss became {loss.item()} in epoch {epoch}; "
-                                         f"lower the learning rate")
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-            else:
-                loss.backward()
-                opt.step()
-            total += loss.item() * len(x)
+                                      generator=gen, max_steps=cfg.max_steps_per_epoch, seed=self.seed, epoch=epoch):
+            loss = self._step(model, opt, scaler, self._input(x), y)
+            total += loss.detach().float() * len(x)
             count += len(x)
             if self.progress is not None:
-                self.progress.advance_batch(loss.item())
-        return total / max(count, 1)
+                self.progress.advance_batch(loss.detach())  # read (a sync) only when the bar redraws
+        mean = total.item() / max(count, 1)
+        if not math.isfinite(mean):
+            raise FloatingPointError(f"training loss became {mean} in epoch {epoch}; lower the learning rate")
+        return mean
+
+    def _step(self, model: nn.Module, opt: torch.optim.Optimizer, scaler, x: torch.Tensor,
+              y: torch.Tensor) -> torch.Tensor:
+        """One optimisation step; the first compiled step falls back to eager if compilation fails."""
+        if not self._compiled_ok:
+            try:
+                loss = self._backward(opt, scaler, x, y)
+                self._compiled_ok = True
+            except Exception as exc:  # noqa: BLE001 - dynamo/inductor errors surface at the first call
+                self._compile_failed(exc)
+                loss = self._backward(opt, scaler, x, y)
+        else:
+            loss = self._backward(opt, scaler, x, y)
+        if scaler is not None:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
+        return loss
+
+    def _backward(self, opt: torch.optim.Optimizer, scaler, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        with self._autocast():
+            loss = self.compute_loss(self._forward(x), y)
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        return loss
 
     def predict(self, idx: np.ndarray, batch_size: int | None = None) -> Predictions:
         """Probabilities, predictions and mean loss on rows ``idx`` (eval mode, no augmentation)."""
@@ -168,10 +244,8 @@ class Trainer:
         bs = batch_size or self.cfg.eval_batch_size or self.cfg.batch_size
 
         def forward(x: torch.Tensor) -> torch.Tensor:
-            if self.device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
-                return model(x)
+            with self._autocast():
+                return model(self._input(x))
 
         return predict(forward, self.data.iterate(idx, bs, self.device, train=False), self.task,  # type: ignore[arg-type]
                        self.class_names, self.positive, loss_fn=self.loss_fn)

@@ -69,6 +69,8 @@ def _external_cells(board: Board, row: dict[str, Any]) -> dict[str, str]:
     for name in board.external:
         mean = row.get(ext_col(name, board.primary, "mean"), math.nan)
         out[f"{board.primary} ext:{name}"] = _pm(mean, row.get(ext_col(name, board.primary, "std"), 0.0), row["n"])
+        lo, hi = row.get(ext_col(name, board.primary, "ci_low"), math.nan), row.get(ext_col(name, board.primary, "ci_high"), math.nan)
+        out[f"95% CI ext:{name}"] = "" if lo is None or math.isnan(lo) else f"[{lo:.4f}, {hi:.4f}]"
         delta = row.get(delta_col(name, board.primary))
         out[f"Δ {name}"] = "" if delta is None or math.isnan(delta) else f"{delta:+.4f}"
     return out
@@ -76,8 +78,12 @@ def _external_cells(board: Board, row: dict[str, Any]) -> dict[str, str]:
 
 def external_note(board: Board) -> str:
     """What the external columns are."""
+    methods = {m for name in board.external if f"ext:{name}:ci_method" in board.rows
+               for m in board.rows[f"ext:{name}:ci_method"].dropna()}
+    how = "; ".join(sorted(m for m in methods if m)) or "no CI"
     return (f"ext:NAME = {board.primary} of the same trained models on external test set NAME (suite "
-            f"external_test; never trained on); Δ NAME = external minus internal test {board.primary}")
+            f"external_test; never trained on); Δ NAME = external minus internal test {board.primary}; "
+            f"95% CI ext:NAME = {how}")
 
 
 def _ci_ms(ci: Any) -> str:

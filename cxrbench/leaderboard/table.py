@@ -214,7 +214,9 @@ def _board(suite: str, runs: list[RunView], registry: Registry, options: Signifi
             if m == primary:
                 row.update(row_fields(iv))
         row["ci_low"], row["ci_high"] = row[f"{primary}_ci_low"], row[f"{primary}_ci_high"]
-        row.update(external_columns(recs, ext_names, metrics, row))
+        ext_tables = {name: board_tables(recs, where, name) for name in ext_names}
+        row.update(external_columns(recs, ext_names, metrics, row, lambda name, m: metric_interval(
+            m, recs, ext_tables[name], registry, n_boot, confidence, external=name)))
         row["params"] = recs[0].cost.get("params")
         row["macs"] = recs[0].cost.get("macs")
         row["train_seconds"] = float(np.mean([rec.train_seconds for rec in recs]))

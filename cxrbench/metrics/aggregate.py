@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -80,7 +80,10 @@ def _concat(preds: list[Predictions]) -> Predictions:
     if len(preds) == 1:
         return first
     cat = [np.concatenate([getattr(p, a) for p in preds]) for a in ("y_true", "y_prob", "y_pred")]
-    return Predictions(*cat, first.task, first.class_names, first.positive, None)
+    mask = None
+    if any(p.mask is not None for p in preds):
+        mask = np.concatenate([np.ones(np.shape(p.y_true), dtype=bool) if p.mask is None else p.mask for p in preds])
+    return Predictions(*cat, first.task, first.class_names, first.positive, None, mask)
 
 
 def pool_by_seed(tables: Sequence[FoldPredictions]) -> list[PooledSeed]:
@@ -206,10 +209,8 @@ class Aggregate:
         return asdict(self)
 
 
-def aggregate(tables: Sequence[FoldPredictions], fn: MetricFn, n_resamples: int = 1000,
-              confidence: float = 0.95, seed: int = 0) -> Aggregate:
-    """Point estimate, cluster/two-level bootstrap CI and per-fold mean ± sd of ``fn`` (module doc)."""
-    seeds = pool_by_seed(tables)
+def _aggregate(seeds: list[PooledSeed], tables: Sequence[FoldPredictions], fn: MetricFn, n_resamples: int,
+               confidence: float, seed: int, method: Callable[[int, int, str, int, int], str]) -> Aggregate:
     codes, n_units, unit = unit_codes(seeds, patient_map(seeds))
     values = resampled_values(fn, seeds, codes, n_units, n_resamples, seed)
     low, high = percentile_interval(values, confidence)
@@ -218,4 +219,31 @@ def aggregate(tables: Sequence[FoldPredictions], fn: MetricFn, n_resamples: int 
     n_folds = max(s.n_folds for s in seeds)
     return Aggregate(point, low, high, fold_mean, fold_sd, n_folds, len(seeds), unit, n_units,
                      max(n_resamples, 0), int(np.isfinite(values).sum()), confidence,
-                     describe_method(n_folds, len(seeds), unit, n_units, n_resamples))
+                     method(n_folds, len(seeds), unit, n_units, n_resamples))
+
+
+def aggregate(tables: Sequence[FoldPredictions], fn: MetricFn, n_resamples: int = 1000,
+              confidence: float = 0.95, seed: int = 0) -> Aggregate:
+    """Point estimate, cluster/two-level bootstrap CI and per-fold mean ± sd of ``fn`` (module doc)."""
+    return _aggregate(pool_by_seed(tables), tables, fn, n_resamples, confidence, seed, describe_method)
+
+
+def describe_replicates(n_folds: int, n_models: int, unit: str, n_units: int, n_resamples: int) -> str:
+    """The footer sentence for :func:`aggregate_replicates`."""
+    units = f"{n_units:,} {unit}{'s' if n_units != 1 else ''}"
+    if n_models > 1:
+        return (f"mean over {n_models} trained models (folds x seeds) on the same rows; two-level bootstrap "
+                f"(models, then {units}; {n_resamples} resamples)")
+    return f"{unit} bootstrap ({units}; {n_resamples} resamples)"
+
+
+def aggregate_replicates(tables: Sequence[FoldPredictions], fn: MetricFn, n_resamples: int = 1000,
+                         confidence: float = 0.95, seed: int = 0) -> Aggregate:
+    """``fn`` over several models of one protocol scored on the *same* rows (an external test set).
+
+    Each table is one job (fold, seed): the point estimate is the mean over jobs and the CI the
+    two-level bootstrap of the several-seeds case (jobs drawn with replacement, then one patient
+    draw applied to all of them). One table: its cluster bootstrap, as :func:`aggregate`.
+    """
+    reps = [FoldPredictions(t.pred, t.row_ids, t.patient_ids, fold=0, seed=i) for i, t in enumerate(tables)]
+    return _aggregate(pool_by_seed(reps), reps, fn, n_resamples, confidence, seed, describe_replicates)

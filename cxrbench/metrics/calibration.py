@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from cxrbench.metrics.bootstrap import row_weighted
-from cxrbench.metrics.classification import _div, _indicators
+from cxrbench.metrics.classification import _div, _indicators, _known
 from cxrbench.specs import Predictions
 
 N_BINS = 15
@@ -39,18 +39,23 @@ def brier(pred: Predictions, w: np.ndarray) -> np.ndarray:
     elif pred.task == "multiclass":
         per_row = sq.sum(axis=1)
     else:
+        m = _known(pred)
+        if m is not None:  # mean over the known cells
+            return _div(w @ (sq * m).sum(axis=1), w @ m.sum(axis=1), math.nan)
         per_row = sq.mean(axis=1)
     return _div(w @ per_row, w.sum(axis=1), math.nan)
 
 
-def _confidence_and_hit(pred: Predictions) -> tuple[np.ndarray, np.ndarray]:
-    """``(conf, hit)`` both ``(N, C)``: C = 1 column (single-label) or one per label (multilabel)."""
+def _confidence_and_hit(pred: Predictions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(conf, hit, known)`` all ``(N, C)``: C = 1 column (single-label) or one per label
+    (multilabel); ``known`` is 1 for a cell that counts (0 for a masked label)."""
     prob = np.asarray(pred.y_prob, dtype=np.float64)
     if pred.task == "multilabel":
-        return prob, (np.asarray(pred.y_true) != 0).astype(np.float64)
+        m = _known(pred)
+        return prob, (np.asarray(pred.y_true) != 0).astype(np.float64), np.ones_like(prob) if m is None else m
     top = prob.argmax(axis=1)
     conf = prob[np.arange(len(prob)), top]
-    return conf[:, None], (top == np.asarray(pred.y_true)).astype(np.float64)[:, None]
+    return conf[:, None], (top == np.asarray(pred.y_true)).astype(np.float64)[:, None], np.ones((len(prob), 1))
 
 
 def _bin_index(conf: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
@@ -76,10 +81,10 @@ def _check_bins(n_bins: int) -> None:
 def expected_calibration_error(pred: Predictions, w: np.ndarray, n_bins: int = N_BINS) -> np.ndarray:
     """Row-weighted ECE ``(B,)`` with ``n_bins`` equal-width bins (see the module docstring)."""
     _check_bins(n_bins)
-    conf, hit = _confidence_and_hit(pred)
+    conf, hit, known = _confidence_and_hit(pred)
     _, idx = _bin_index(conf, n_bins)
-    gap = w @ _per_bin(hit - conf, idx, n_bins)  # (B, n_bins): sum over the bin of (acc - conf)
-    return _div(np.abs(gap).sum(axis=1), w.sum(axis=1) * conf.shape[1], math.nan)
+    gap = w @ _per_bin((hit - conf) * known, idx, n_bins)  # (B, n_bins): sum over the bin of (acc - conf)
+    return _div(np.abs(gap).sum(axis=1), w @ known.sum(axis=1), math.nan)
 
 
 @row_weighted
@@ -96,10 +101,10 @@ def reliability_curve(pred: Predictions, n_bins: int = N_BINS) -> dict[str, Any]
     (rows; multilabel: cells). ``ece == sum(count * |accuracy - confidence|) / sum(count)``.
     """
     _check_bins(n_bins)
-    conf, hit = _confidence_and_hit(pred)
+    conf, hit, known = _confidence_and_hit(pred)
     edges, idx = _bin_index(conf, n_bins)
-    count = np.bincount(idx.ravel(), minlength=n_bins)
-    conf_sum = np.bincount(idx.ravel(), weights=conf.ravel(), minlength=n_bins)
-    hit_sum = np.bincount(idx.ravel(), weights=hit.ravel(), minlength=n_bins)
+    count = np.rint(np.bincount(idx.ravel(), weights=known.ravel(), minlength=n_bins))
+    conf_sum = np.bincount(idx.ravel(), weights=(conf * known).ravel(), minlength=n_bins)
+    hit_sum = np.bincount(idx.ravel(), weights=(hit * known).ravel(), minlength=n_bins)
     return {"bin_edges": edges, "confidence": _div(conf_sum, count, math.nan),
             "accuracy": _div(hit_sum, count, math.nan), "count": count.astype(np.int64)}

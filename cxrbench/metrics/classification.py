@@ -15,6 +15,12 @@ the one-vs-rest macro AUC (multiclass; nan unless every class has positives and 
 precision) is averaged the same way. Undefined values are nan (AUC or AP of one class only; kappa
 when chance agreement is 1; kappa for multilabel); an undefined MCC is 0.0, as in sklearn.
 
+Masked labels (multilabel ``pred.mask``, False = not annotated): each label is computed on its
+unmasked rows only (exactly the metric on those rows), a label with no unmasked row is nan (not
+evaluated), and every mean over labels (``mean_auc``, macro precision, ...) is over the evaluated
+labels; label-wise ``accuracy`` counts known cells only and ``subset_accuracy`` the known labels of
+rows that have one.
+
 Every metric except :func:`loss` is :func:`~cxrbench.metrics.bootstrap.row_weighted`: it is
 computed from row-weighted counts, so a block of bootstrap resamples costs a few matrix products.
 """
@@ -49,15 +55,24 @@ def _indicators(y: np.ndarray, task: str, k: int) -> np.ndarray:
     return np.eye(k)[y]
 
 
+def _known(pred: Predictions) -> np.ndarray | None:
+    """The multilabel mask as float ``(N, K)`` (1 = annotated), or None when every label is known."""
+    if pred.task != "multilabel" or pred.mask is None:
+        return None
+    return np.asarray(pred.mask, dtype=bool).astype(np.float64)
+
+
 @dataclass(frozen=True)
 class _Counts:
-    """Weighted per-class (one-vs-rest) or per-label counts, each ``(B, K)``; ``n`` is ``(B,)``."""
+    """Weighted per-class (one-vs-rest) or per-label counts, each ``(B, K)``; ``n`` is ``(B,)``;
+    ``n_label`` ``(B, K)`` the weight of the rows where each label is known (``n`` unmasked)."""
 
     tp: np.ndarray
     fp: np.ndarray
     fn: np.ndarray
     tn: np.ndarray
     n: np.ndarray
+    n_label: np.ndarray
 
     @property
     def support(self) -> np.ndarray:
@@ -72,12 +87,17 @@ def _counts(pred: Predictions, w: np.ndarray) -> _Counts:
     k = len(pred.class_names)
     t = _indicators(pred.y_true, pred.task, k)
     p = _indicators(pred.y_pred, pred.task, k)
+    n = w.sum(axis=1)
+    m = _known(pred)
+    if m is None:
+        n_label = np.broadcast_to(n[:, None], (w.shape[0], k))
+    else:
+        t, p, n_label = t * m, p * m, w @ m
     tp = w @ (t * p)
     support = w @ t
     predicted = w @ p
-    n = w.sum(axis=1)
     fp, fn = predicted - tp, support - tp
-    return _Counts(tp, fp, fn, n[:, None] - tp - fp - fn, n)
+    return _Counts(tp, fp, fn, n_label - tp - fp - fn, n, n_label)
 
 
 def _average(pred: Predictions, c: _Counts, per_class: np.ndarray, average: str = "default") -> np.ndarray:
@@ -89,7 +109,8 @@ def _average(pred: Predictions, c: _Counts, per_class: np.ndarray, average: str 
     if pred.task == "multiclass":
         present = (c.support + c.predicted) > 0
         return _div((per_class * present).sum(axis=1), present.sum(axis=1))
-    return per_class.mean(axis=1)
+    evaluated = c.n_label > 0  # multilabel: labels with a known row (all of them without a mask)
+    return _div((per_class * evaluated).sum(axis=1), evaluated.sum(axis=1), math.nan)
 
 
 def _precision(c: _Counts) -> np.ndarray:
@@ -113,7 +134,7 @@ def accuracy(pred: Predictions, w: np.ndarray) -> np.ndarray:
     """Fraction of correct predictions; multilabel: label-wise, over all ``N*K`` cells."""
     c = _counts(pred, w)
     if pred.task == "multilabel":
-        return _div((c.tp + c.tn).sum(axis=1), c.n * c.tp.shape[1], math.nan)
+        return _div((c.tp + c.tn).sum(axis=1), c.n_label.sum(axis=1), math.nan)
     return _div(c.tp.sum(axis=1), c.n, math.nan)
 
 
@@ -121,7 +142,14 @@ def accuracy(pred: Predictions, w: np.ndarray) -> np.ndarray:
 def subset_accuracy(pred: Predictions, w: np.ndarray) -> np.ndarray:
     """Fraction of rows whose every label is right (sklearn ``accuracy_score``)."""
     t, p = np.asarray(pred.y_true), np.asarray(pred.y_pred)
-    right = (t == p) if t.ndim == 1 else ((t != 0) == (p != 0)).all(axis=1)
+    m = _known(pred)
+    if t.ndim == 1:
+        right = t == p
+    elif m is None:
+        right = ((t != 0) == (p != 0)).all(axis=1)
+    else:  # the known labels of each row; rows with none are left out
+        right = (((t != 0) == (p != 0)) | (m == 0)).all(axis=1)
+        w = w * (m.sum(axis=1) > 0)
     return _div(w @ right.astype(np.float64), w.sum(axis=1), math.nan)
 
 
@@ -211,7 +239,8 @@ def _class_aucs(pred: Predictions, w: np.ndarray, classes: list[int] | None = No
     classes = list(range(k)) if classes is None else classes
     truth = _indicators(pred.y_true, pred.task, k)
     prob = np.asarray(pred.y_prob, dtype=np.float64)
-    cols = [_auc(prob[:, j], truth[:, j], w) for j in classes]
+    m = _known(pred)
+    cols = [_auc(prob[:, j], truth[:, j], w if m is None else w * m[:, j]) for j in classes]
     return np.stack(cols, axis=1) if cols else np.empty((w.shape[0], 0))
 
 
@@ -266,10 +295,12 @@ def mcc(pred: Predictions, w: np.ndarray) -> np.ndarray:
     c = _counts(pred, w)
     if pred.task != "multilabel":
         return _mcc(c.tp.sum(axis=1), c.n, c.support, c.predicted)
-    n = np.broadcast_to(c.n[:, None], c.tp.shape)
+    n = c.n_label
     t_sum = np.stack([n - c.support, c.support], axis=-1)
     p_sum = np.stack([n - c.predicted, c.predicted], axis=-1)
-    return _mcc(c.tp + c.tn, n, t_sum, p_sum).mean(axis=1)
+    values = _mcc(c.tp + c.tn, n, t_sum, p_sum)
+    evaluated = n > 0
+    return _div((values * evaluated).sum(axis=1), evaluated.sum(axis=1), math.nan)
 
 
 def _ap(scores: np.ndarray, positive: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -288,7 +319,8 @@ def _class_aps(pred: Predictions, w: np.ndarray) -> np.ndarray:
     k = len(pred.class_names)
     truth = _indicators(pred.y_true, pred.task, k)
     prob = np.asarray(pred.y_prob, dtype=np.float64)
-    return np.stack([_ap(prob[:, j], truth[:, j], w) for j in range(k)], axis=1)
+    m = _known(pred)
+    return np.stack([_ap(prob[:, j], truth[:, j], w if m is None else w * m[:, j]) for j in range(k)], axis=1)
 
 
 @row_weighted

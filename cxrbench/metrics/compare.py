@@ -28,6 +28,7 @@ from cxrbench.metrics.aggregate import (
     unit_key,
 )
 from cxrbench.metrics.bootstrap import MetricFn, bootstrap_p_value, metric_or_nan, percentile_interval
+from cxrbench.metrics.delong import delong_predictions
 from cxrbench.metrics.multiple import adjust_pvalues, compact_letter_display
 
 
@@ -49,6 +50,9 @@ class PairResult:
     """Shared rows per seed (the largest, when seeds differ)."""
     unit: str
     n_units: int
+    delong_p: float = math.nan
+    """DeLong's p-value (image level, unadjusted) on the same shared rows: a cross-check of binary
+    ROC AUC comparisons with one shared seed (``compare_models(delong=True)``); nan elsewhere."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ class ModelComparison:
                 return p
             if (p.a, p.b) == (b, a):
                 return PairResult(a, b, -p.diff, -p.high, -p.low, p.p_value, p.p_adjusted, p.different,
-                                  p.n_seeds, p.n_rows, p.unit, p.n_units)
+                                  p.n_seeds, p.n_rows, p.unit, p.n_units, p.delong_p)
         return None
 
     def p_vs_top(self) -> dict[str, float]:
@@ -103,11 +107,12 @@ def _shared(a: list[PooledSeed], b: list[PooledSeed]) -> tuple[list[PooledSeed],
 
 def compare_models(models: Mapping[str, Sequence[FoldPredictions]], fn: MetricFn, higher_is_better: bool = True,
                    adjust: str = "holm", alpha: float = 0.05, n_resamples: int = 1000, confidence: float = 0.95,
-                   seed: int = 0) -> ModelComparison:
+                   seed: int = 0, delong: bool = False) -> ModelComparison:
     """Paired cluster-bootstrap comparison of every pair of ``models`` (name -> its prediction tables).
 
     Returns the ranking, each pair's difference, CI, raw and adjusted p-value, and the letters.
-    Pairs without a shared cell get nan and are left out of the adjustment.
+    Pairs without a shared cell get nan and are left out of the adjustment. ``delong`` (for binary
+    ROC AUC): each pair with one shared seed also gets DeLong's p-value as a cross-check.
     """
     pooled = {m: pool_by_seed(t) for m, t in models.items()}
     points = {m: float(np.mean([metric_or_nan(fn, s.pred) for s in seeds])) for m, seeds in pooled.items()}
@@ -132,7 +137,7 @@ def compare_models(models: Mapping[str, Sequence[FoldPredictions]], fn: MetricFn
         for b in order[i + 1:]:
             sa, sb = _shared(pooled[a], pooled[b])
             if not sa:
-                raw.append((a, b, math.nan, math.nan, math.nan, math.nan, 0, 0, "image", 0))
+                raw.append((a, b, math.nan, math.nan, math.nan, math.nan, 0, 0, "image", 0, math.nan))
                 continue
             codes, n_units, unit = unit_codes(sa, patients, rank)
             d = values(a, sa, codes, n_units) - values(b, sb, codes, n_units)
@@ -140,13 +145,24 @@ def compare_models(models: Mapping[str, Sequence[FoldPredictions]], fn: MetricFn
             diff = float(np.mean([metric_or_nan(fn, s.pred) for s in sa])
                          - np.mean([metric_or_nan(fn, s.pred) for s in sb]))
             raw.append((a, b, diff, low, high, bootstrap_p_value(d), len(sa), max(len(s.row_ids) for s in sa),
-                        unit, n_units))
+                        unit, n_units, _delong_p(sa, sb) if delong else math.nan))
     adjusted = adjust_pvalues([r[5] for r in raw], adjust) if raw else np.array([])
-    pairs = [PairResult(a, b, diff, low, high, p, float(q), bool(q < alpha), ns, nr, unit, nu)
-             for (a, b, diff, low, high, p, ns, nr, unit, nu), q in zip(raw, adjusted)]
+    pairs = [PairResult(a, b, diff, low, high, p, float(q), bool(q < alpha), ns, nr, unit, nu, dp)
+             for (a, b, diff, low, high, p, ns, nr, unit, nu, dp), q in zip(raw, adjusted)]
     letters = compact_letter_display(order, [(p.a, p.b) for p in pairs if p.different])
     units = {p.unit for p in pairs} or {"image"}
     method = (f"paired {'/'.join(sorted(units))} bootstrap on shared test rows ({n_resamples} resamples); "
               f"{'Holm' if adjust == 'holm' else 'Benjamini-Hochberg' if adjust == 'bh' else 'unadjusted'} "
-              f"over {sum(math.isfinite(p.p_value) for p in pairs)} pairs; letters: adjusted p >= {alpha:g}")
+              f"over {sum(math.isfinite(p.p_value) for p in pairs)} pairs; letters: adjusted p >= {alpha:g}"
+              + ("; DeLong p (image level) beside each binary AUC pair as a cross-check" if delong else ""))
     return ModelComparison(order, points, pairs, letters, adjust, alpha, method)
+
+
+def _delong_p(sa: list[PooledSeed], sb: list[PooledSeed]) -> float:
+    """DeLong's p on one shared seed's rows (binary, both classes present), else nan."""
+    if len(sa) != 1 or sa[0].pred.task != "binary":
+        return math.nan
+    y = np.asarray(sa[0].pred.y_true) == sa[0].pred.positive
+    if y.all() or not y.any():
+        return math.nan
+    return delong_predictions(sa[0].pred, sb[0].pred).p_value

@@ -105,11 +105,14 @@ class LatencyRatio:
 
 
 def paired_ratio_ci(chunks_a: Sequence[Sequence[float]], chunks_b: Sequence[Sequence[float]],
-                    confidence: float = 0.95) -> LatencyRatio:
+                    confidence: float = 0.95, block: int = 1) -> LatencyRatio:
     """Median over pairs of ``median(A_i) / median(B_i)`` with the order-statistic CI of that median.
 
     ``chunks_a[i]`` and ``chunks_b[i]`` are the per-iteration times of the ``i``-th pair of adjacent
-    chunks (see :func:`abba_order`); any time unit, the same for both.
+    chunks (see :func:`abba_order`); any time unit, the same for both. ``block=2`` first averages
+    the log ratios of pairs ``2j`` (A B) and ``2j + 1`` (B A): one value per A B B A block, in
+    which a linear drift cancels exactly (a trailing odd pair is left out); ``n_pairs`` then
+    counts blocks.
     """
     if len(chunks_a) != len(chunks_b):
         raise ValueError(f"{len(chunks_a)} chunks of A but {len(chunks_b)} of B")
@@ -117,6 +120,9 @@ def paired_ratio_ci(chunks_a: Sequence[Sequence[float]], chunks_b: Sequence[Sequ
     med_b = np.array([np.median(c) for c in chunks_b], dtype=np.float64)
     if (med_a <= 0).any() or (med_b <= 0).any():
         raise ValueError("chunk medians must be positive")
-    ci = quantile_ci(np.log(med_a / med_b), 0.5, confidence)
+    logs = np.log(med_a / med_b)
+    if block > 1:
+        logs = logs[: logs.size // block * block].reshape(-1, block).mean(axis=1)
+    ci = quantile_ci(logs, 0.5, confidence)
     return LatencyRatio(math.exp(ci.estimate) if ci.n else math.nan, math.exp(ci.low), math.exp(ci.high),
                         ci.coverage, ci.n, confidence)

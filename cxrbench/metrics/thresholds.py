@@ -89,23 +89,25 @@ def fit_threshold(rule: str, y_true: np.ndarray, prob_pos: np.ndarray, level: fl
 
 
 def fit_thresholds_per_label(rule: str, y_true: np.ndarray, prob: np.ndarray, level: float | None = None,
-                             fallback: float | None = DEFAULT_THRESHOLD) -> np.ndarray:
+                             fallback: float | None = DEFAULT_THRESHOLD, mask: np.ndarray | None = None) -> np.ndarray:
     """:func:`fit_threshold` for each column of multilabel ``(N, K)`` labels and probabilities.
 
     A label the rule cannot be fitted on (no positives for ``sensitivity``, no negatives for
     ``specificity``, one class only for ``youden``) gets
-    ``fallback``; with ``fallback=None`` the ``ValueError`` propagates. Returns ``(K,)`` thresholds.
+    ``fallback``; with ``fallback=None`` the ``ValueError`` propagates. ``mask`` ``(N, K)`` (False =
+    not annotated) restricts each label to its known rows. Returns ``(K,)`` thresholds.
     """
     y, p = np.asarray(y_true), np.asarray(prob)
     if y.ndim != 2 or p.shape != y.shape:
         raise ValueError(f"y_true and prob must be (N, K) of the same shape, got {y.shape} and {p.shape}")
     out = np.empty(y.shape[1])
     for k in range(y.shape[1]):
-        labels = y[:, k]
+        rows = slice(None) if mask is None else np.asarray(mask[:, k], dtype=bool)
+        labels = y[rows, k]
         if fallback is not None and missing_for_rule(rule, labels.astype(bool)):
             out[k] = fallback
         else:
-            out[k] = fit_threshold(rule, labels, p[:, k], level)
+            out[k] = fit_threshold(rule, labels, p[rows, k], level)
     return out
 
 

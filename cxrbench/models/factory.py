@@ -171,7 +171,8 @@ def apply_frozen_bn_eval(model: nn.Module) -> nn.Module:
 
 def build_request(spec: ModelSpec, *, num_classes: int, in_chans: int = 3, task: str = "multiclass",
                   pretrained: bool = False, image_size: int | None = None, dropout: float | None = None,
-                  params: dict[str, Any] | BaseModel | None = None) -> BuildRequest:
+                  params: dict[str, Any] | BaseModel | None = None, classes: tuple[str, ...] = (),
+                  zero_shot: bool = False) -> BuildRequest:
     """The one way to make a :class:`BuildRequest`: ``params`` validated by the spec's schema.
 
     Every path that builds a model (suite jobs, ``cxrbench profile``, probes, report, latency)
@@ -180,7 +181,8 @@ def build_request(spec: ModelSpec, *, num_classes: int, in_chans: int = 3, task:
     if not isinstance(params, spec.params_schema):
         params = validate_params(spec, params.model_dump() if isinstance(params, BaseModel) else params)
     return BuildRequest(num_classes=num_classes, in_chans=in_chans, task=task, pretrained=pretrained,  # type: ignore[arg-type]
-                        image_size=image_size or spec.default_input_size, dropout=dropout, params=params)
+                        image_size=image_size or spec.default_input_size, dropout=dropout, params=params,
+                        classes=tuple(classes), zero_shot=zero_shot)
 
 
 def build_model(spec: ModelSpec, *, weights: str | None = None, freeze: str = "none",

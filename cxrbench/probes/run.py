@@ -24,7 +24,7 @@ from cxrbench.data.transforms import normalization_stats
 from cxrbench.engine.baselines import baseline_predict
 from cxrbench.metrics.scoring import compute_metrics
 from cxrbench.engine.batches import make_batches
-from cxrbench.engine.batches import Batches, for_model
+from cxrbench.engine.batches import Batches, model_input_for
 from cxrbench.engine.trainer import Trainer
 from cxrbench.errors import ResultsError
 from cxrbench.plugins import Registry, get_registry
@@ -41,11 +41,13 @@ from cxrbench.suite.schema import Suite
 def _majority_score(primary: str, data: PreparedData, fold: Any, suite: Suite, registry: Registry) -> float:
     """The majority baseline's primary metric on the fold's test rows (fitted on its training rows)."""
     labels = np.asarray(data.table.labels)
+    mask = data.table.label_mask
     k = len(suite.task.classes)
     prob, pred = baseline_predict("majority", labels[fold.train], len(fold.test), k,
-                                  suite.task.type == "multilabel", np.random.default_rng(0))
+                                  suite.task.type == "multilabel", np.random.default_rng(0),
+                                  None if mask is None else np.asarray(mask)[fold.train])
     preds = Predictions(labels[fold.test], prob, pred, suite.task.type, tuple(suite.task.classes),
-                        suite.task.positive_index)
+                        suite.task.positive_index, mask=None if mask is None else np.asarray(mask)[fold.test])
     return compute_metrics(preds, [primary], registry)[primary]
 
 
@@ -85,7 +87,7 @@ def _probe_model(rec: JobRecord, run: RunView, data: PreparedData, batches: Batc
     primary = suite.metrics.primary
     higher = registry.higher_is_better(primary)
     model = run.model(rec, device)  # built without upstream weights: no download
-    batches, _ = for_model(batches, suite, registry.model(rec.model_name))
+    batches = batches.for_model(model_input_for(suite, registry.model(rec.model_name)))
     fill = _fill_value(suite, data, fold)
     scores = {}
     for condition in CONDITIONS:

@@ -1,4 +1,5 @@
-"""The timing subprocess: one (model, runtime, thread count), every batch size, then exit.
+"""The timing subprocess: one (model, runtime, thread count), every batch size, then exit (or two
+models interleaved: :func:`run_paired_job`).
 
 Started by :func:`spawn` as ``python -c BOOTSTRAP job.json result.json``: the bootstrap pins the
 CPU affinity before anything else is imported (threads created later inherit it) and the parent
@@ -124,11 +125,52 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def run_paired_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Two models (``job["backends"]``, A then B) in this one process: per batch size, A B B A blocks
+    (:func:`cxrbench.profiling.paired.interleave`). Returns each batch's chunks of both."""
+    import torch
+
+    from cxrbench.profiling.latency import CpuMeter, cpu_step, cuda_step, settle_allocator
+    from cxrbench.profiling.paired import interleave
+    from cxrbench.profiling.runtimes import resolve
+    from cxrbench.profiling.runtimes.base import LoadContext
+    from cxrbench.suite.latency import LatencyConfig
+
+    threads, device = int(job["threads"]), job["device"]
+    cfg = LatencyConfig.model_validate(job["config"])
+    torch.set_num_threads(threads)
+    torch.set_num_interop_threads(1)
+    torch.set_flush_denormal(True)
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    if cfg.settle_allocator:
+        settle_allocator()
+    loaded = [resolve(b["load"])(LoadContext(payload=b["payload"], threads=threads, device=device))
+              for b in job["backends"]]
+    meter = CpuMeter.available(cpus)
+    c, h, w = job["input_shape"]
+    gen = torch.Generator().manual_seed(0)
+    results = []
+    for batch in job["batch_sizes"]:
+        x = torch.randn(batch, c, h, w, generator=gen)
+        steps = [(cuda_step if device == "cuda" else cpu_step)(m.bind(x)) for m in loaded]
+        with torch.inference_mode():
+            m = interleave(steps[0], steps[1], cfg, int(job.get("chunk_iters", 5)), meter=meter)
+        results.append({"batch_size": batch, "chunks_a": m.chunks_a, "chunks_b": m.chunks_b,
+                        "blocks_total": m.blocks_total, "blocks_dropped": m.blocks_dropped,
+                        "all_blocks_busy": m.all_blocks_busy, "reached_cap": m.reached_cap, "seconds": m.seconds})
+    for m in loaded:
+        if m.close is not None:
+            m.close()
+    return {"threads": threads, "cpus": cpus, "device": device, "torch_threads": torch.get_num_threads(),
+            "results": results}
+
+
 def main(argv: list[str]) -> int:
     """``worker job.json result.json``: run the job and write ``{"ok": true, ...}`` or the error."""
     job_path, result_path = argv
     try:
-        out = {"ok": True, **run_job(json.loads(Path(job_path).read_text()))}
+        job = json.loads(Path(job_path).read_text())
+        out = {"ok": True, **(run_paired_job(job) if job.get("paired") else run_job(job))}
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent as data
         out = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
     Path(result_path).write_text(json.dumps(out))

@@ -280,7 +280,7 @@ class _Report:
         images = pixels.uint8([ids[i] for i, _ in picks])
         device = self.device()
         model = self.run.model(rec, device)
-        x = pixels.model_input(images, (rec.model_config or {}).get("normalization")).to(device)
+        x = pixels.model_input(images, rec.input).to(device)
         with torch.no_grad():
             prob = probabilities(model(x).float(), self.task).cpu().numpy()
         recorded = np.asarray(pred.y_prob)[[i for i, _ in picks]]

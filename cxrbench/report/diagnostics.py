@@ -25,12 +25,15 @@ def roc_curves(pred: Predictions) -> tuple[list[dict[str, Any]], list[str]]:
         columns = [(j, (y == j).astype(int)) for j in range(len(names))]
     else:
         columns = [(j, y[:, j].astype(int)) for j in range(len(names))]
+    known = None if pred.task != "multilabel" or pred.mask is None else np.asarray(pred.mask, dtype=bool)
     curves, skipped = [], []
     for j, truth in columns:
-        if truth.min() == truth.max():
+        rows = slice(None) if known is None else known[:, j]  # a masked label: its annotated rows only
+        truth = truth[rows]
+        if truth.size == 0 or truth.min() == truth.max():
             skipped.append(names[j])
             continue
-        fpr, tpr, _ = roc_curve(truth, prob[:, j])
+        fpr, tpr, _ = roc_curve(truth, prob[rows, j])
         curves.append({"name": names[j], "fpr": fpr, "tpr": tpr, "auc": float(auc(fpr, tpr))})
     return curves, skipped
 
@@ -45,7 +48,10 @@ def most_confident_errors(sample_ids: list[str], pred: Predictions, n: int) -> l
     names, prob, ids = pred.class_names, np.asarray(pred.y_prob), sample_ids
     out = []
     if pred.task == "multilabel":
-        for i, j in zip(*np.nonzero(np.asarray(pred.y_pred) != np.asarray(pred.y_true))):
+        wrong = np.asarray(pred.y_pred) != np.asarray(pred.y_true)
+        if pred.mask is not None:
+            wrong &= np.asarray(pred.mask, dtype=bool)  # a label not annotated is never an error
+        for i, j in zip(*np.nonzero(wrong)):
             fp = bool(pred.y_pred[i, j])
             kind = "false positive" if fp else "false negative"
             out.append({"sample_id": ids[i], "row": int(i), "true": f"{names[j]}: {'absent' if fp else 'present'}",
@@ -68,7 +74,7 @@ def gradcam_picks(pred: Predictions, per_class: int) -> list[tuple[int, int]]:
     prob, y = np.asarray(pred.y_prob), np.asarray(pred.y_true)
     picks = []
     for j in range(len(pred.class_names)):
-        members = np.nonzero(y[:, j] == 1 if pred.task == "multilabel" else y == j)[0]
+        members = np.nonzero(y[:, j] == 1 if pred.task == "multilabel" else y == j)[0]  # masked: y is 0
         order = members[np.argsort(-prob[members, j], kind="stable")]
         picks += [(int(i), j) for i in order[:per_class]]
     return picks

@@ -44,12 +44,12 @@ class RunPixels:
             x = torch.stack([transform(img) for img in x])
         return x
 
-    def model_input(self, x: torch.Tensor, normalization: dict | None = None) -> torch.Tensor:
-        """uint8 images -> the normalised float tensor the model was evaluated on; ``normalization``
-        is a job record's ``model_config["normalization"]`` (``input.normalization: model``)."""
-        mean_v, std_v = (normalization["mean"], normalization["std"]) if normalization else (self.mean, self.std)
-        shape = (1, len(mean_v), 1, 1)
-        mean, std = torch.tensor(mean_v).view(shape), torch.tensor(std_v).view(shape)
+    def model_input(self, x: torch.Tensor, recorded: dict | None = None) -> torch.Tensor:
+        """uint8 images -> the normalised float tensor the model was evaluated on (``recorded``: a job
+        record's ``input``, whose mean/std win when present: a model with its own normalisation)."""
+        mean_, std_ = (recorded["mean"], recorded["std"]) if recorded and "mean" in recorded else (self.mean, self.std)
+        shape = (1, len(mean_), 1, 1)
+        mean, std = torch.tensor(mean_).view(shape), torch.tensor(std_).view(shape)
         from cxrbench.models.predict import normalize
 
         return normalize(x, mean, std)

@@ -2,8 +2,9 @@
 
 Columns: ``sample_id``, ``patient_id``, then the true and predicted label(s), then one ``prob_<class>``
 column per class (in ``class_names`` order). Single-label tasks: ``y_true``/``y_pred`` are class
-indices. Multilabel: ``true_<label>``, ``pred_<label>`` (0/1) for every label. Probabilities are
-written with 8 significant digits.
+indices. Multilabel: ``true_<label>``, ``pred_<label>`` (0/1) for every label; an empty ``true_<label>``
+cell is a label not annotated for that row (``Predictions.mask`` False), read back as such.
+Probabilities are written with 8 significant digits.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from cxrbench.models.predict import split_unknown
 from cxrbench.results.store import write_atomic
 from cxrbench.specs import Predictions
 
@@ -24,8 +26,11 @@ def predictions_csv(pred: Predictions, ids: Sequence[str], patients: Sequence[st
     cols: dict[str, Any] = {"sample_id": list(ids), "patient_id": list(patients) if patients else [""] * len(ids)}
     names = list(pred.class_names)
     if pred.task == "multilabel":
+        truth = np.asarray(pred.y_true, dtype=np.float64 if pred.mask is not None else None)
+        if pred.mask is not None:
+            truth = np.where(pred.mask, truth, np.nan)
         for j, name in enumerate(names):
-            cols[f"true_{name}"] = pred.y_true[:, j]
+            cols[f"true_{name}"] = pd.array(truth[:, j]).astype("Int64") if pred.mask is not None else truth[:, j]
         for j, name in enumerate(names):
             cols[f"pred_{name}"] = pred.y_pred[:, j]
     else:
@@ -64,11 +69,12 @@ def read_predictions(path: str | Path, class_names: Sequence[str], task: str, po
     df = pd.read_csv(path, dtype={"sample_id": str, "patient_id": str})
     names = list(class_names)
     prob = df[[f"prob_{c}" for c in names]].to_numpy(dtype=np.float64)
+    mask = None
     if task == "multilabel":
-        y_true = df[[f"true_{c}" for c in names]].to_numpy(dtype=int)
+        y_true, mask = split_unknown(df[[f"true_{c}" for c in names]].to_numpy(dtype=np.float64))
         y_pred = df[[f"pred_{c}" for c in names]].to_numpy(dtype=int)
     else:
         y_true, y_pred = df["y_true"].to_numpy(dtype=int), df["y_pred"].to_numpy(dtype=int)
     patients = df["patient_id"].fillna("").tolist() if "patient_id" in df else [""] * len(df)
-    return StoredPredictions(Predictions(y_true, prob, y_pred, task, tuple(names), positive),
+    return StoredPredictions(Predictions(y_true, prob, y_pred, task, tuple(names), positive, mask=mask),
                              df["sample_id"].tolist(), patients)

@@ -49,9 +49,17 @@ class JobRecord:
     """Decision threshold applied to the test predictions (suite ``metrics.threshold``): ``rule``,
     ``level``, ``value`` (a float, or one per label), ``fitted_on`` (``"val"``, or None for ``fixed``)
     and ``n_val``; None for multiclass (argmax) and for records written before thresholds existed."""
+    input: dict[str, Any] = field(default_factory=dict)
+    """What the model was fed: ``channels``, ``image_size``, ``mean``/``std`` ([0, 1] units) and
+    ``normalization`` (``suite: imagenet``, or ``model: <name>`` when ``ModelSpec.input`` set them);
+    empty for records written before it existed."""
     synthetic: bool = False
     started_at: str = ""
     finished_at: str = ""
+    runtime: dict[str, Any] = field(default_factory=dict)
+    """How the job ran on its device: ``device``, ``precision``, ``grad_scaler``, ``channels_last``,
+    ``compile`` (off | on | failed: ...), ``resampler`` (torchvision | kornia | None without
+    augmentation) and ``loader_workers``; empty for records written before it existed."""
     external: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Suite ``external_test`` name -> ``metrics``, ``ci``, ``n``, ``dropped``, ``predictions_path``, ...
     (:mod:`cxrbench.engine.external`)."""

@@ -8,8 +8,8 @@ from pydantic import BaseModel, ValidationError
 
 from cxrbench.errors import SuiteError, UnknownNameError
 from cxrbench.plugins import Registry
-from cxrbench.specs import DatasetSpec
-from cxrbench.suite.schema import ExternalTestConfig, Suite, TrainConfig
+from cxrbench.specs import DatasetSpec, ModelSpec
+from cxrbench.suite.schema import ExternalTestConfig, ModelEntry, Suite, TrainConfig
 
 
 def dataset_problems(spec: DatasetSpec, task: str, options: Mapping[str, Any] | BaseModel,
@@ -42,6 +42,26 @@ def external_task(cfg: ExternalTestConfig, suite_task: str, tasks: tuple[str, ..
             raise SuiteError(f"task: dataset {cfg.dataset.name!r} supports tasks {list(tasks)}, not {cfg.task!r}")
         return cfg.task
     return suite_task if suite_task in tasks else tasks[0]
+
+
+def model_input_problems(suite: Suite, entry: ModelEntry, spec: ModelSpec, epochs: int, where: str) -> list[str]:
+    """A pretrained model fed another channel count or size than its weights need (``ModelSpec.input``),
+    and ``train.epochs: 0`` for a model that would be evaluated with a fresh head."""
+    problems = []
+    need = spec.input
+    if need is not None and (entry.pretrained or entry.weights):
+        for field, have, want in (("channels", suite.input.channels, need.channels),
+                                  ("image_size", suite.input.image_size, need.image_size)):
+            if want is not None and have != want:
+                problems.append(f"input.{field}: model {entry.name!r} ({where}) takes {want} with its weights "
+                                f"({need.name or 'its own preprocessing'}), the suite has {have}: set "
+                                f"input.{field}: {want}, or train it from scratch (pretrained: false)")
+    if epochs == 0 and not suite.profile.only and not entry.weights and not (spec.head_labels and entry.pretrained):
+        how = "pretrained: true (its head mapped onto the suite's classes)" if spec.head_labels else \
+            "`weights:` (a checkpoint with this suite's head)"
+        problems.append(f"{where}.train.epochs: 0 evaluates without training, but model {entry.name!r} would be "
+                        f"scored with a freshly initialised head; give it {how}, or train it (epochs >= 1)")
+    return problems
 
 
 def check_suite(suite: Suite, registry: Registry, source: str) -> None:
@@ -97,11 +117,13 @@ def check_suite(suite: Suite, registry: Registry, source: str) -> None:
             problems.append(f"  {where}.freeze: model {entry.name!r} has {len(spec.stages)} stages, "
                             f"cannot freeze {entry.freeze.split(':')[1]}")
         try:
-            TrainConfig.model_validate(suite.model_train(entry).model_dump())
+            train = TrainConfig.model_validate(suite.model_train(entry).model_dump())
         except ValidationError as exc:
             for err in exc.errors():
                 loc = ".".join(str(p) for p in err["loc"])
                 problems.append(f"  {where}.train.{loc}: {err['msg']}")
+        else:
+            problems += [f"  {p}" for p in model_input_problems(suite, entry, spec, train.epochs, where)]
 
     metric_names = [suite.metrics.primary, *suite.metrics.report]
     for j, name in enumerate(metric_names):

@@ -190,9 +190,20 @@ def sha256_of(data: Any) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
-def protocol_hash(suite: Suite) -> str:
-    """Hash of the fields that define how each job runs (not which models, seeds or references)."""
+def protocol_hash(suite: Suite, runtime: dict[str, str] | None = None) -> str:
+    """Hash of the fields that define how each job runs (not which models, seeds or references).
+
+    ``runtime``: what the suite resolved to on the training device where it changes results
+    (:func:`cxrbench.engine.precision.runtime_protocol`: a precision other than fp32, the kornia
+    resampler for interpolating augmentations); the settings that only choose it (``train.precision``,
+    ``input.augment_device``) and those that never change results (``train.compile``,
+    ``input.workers``) are not hashed.
+    """
     data = {k: v for k, v in resolved_dict(suite).items() if k not in NON_PROTOCOL_FIELDS}
+    for section, keys in (("input", ("augment_device", "workers")), ("train", ("precision", "compile"))):
+        data[section] = {k: v for k, v in data[section].items() if k not in keys}
+    if runtime:
+        data["runtime"] = dict(runtime)
     # Fields added after the first release hash only when set away from their defaults, so a suite
     # that does not use them keeps its hash (and its runs stay resumable and mergeable).
     if not data.get("external_test"):

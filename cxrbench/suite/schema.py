@@ -105,6 +105,13 @@ class InputConfig(Strict):
         "imagenet", description="imagenet | dataset (training rows' statistics) | none | model (each model's own "
                                 "mean/std: timm pretrained_cfg, torchvision weights' transforms; ImageNet's when a model "
                                 "declares none; recorded per job) | {mean: [...], std: [...]}")
+    augment_device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where training augmentation runs: cpu (torchvision, per image, in the loader "
+                            "workers) or cuda (kornia, whole batches on the GPU); auto = the training device "
+                            "when it is a GPU and kornia is installed. The resampler that ran is recorded.")
+    workers: Union[Annotated[int, Field(ge=0)], Literal["auto"]] = Field(
+        "auto", description="Background loader processes gathering (and on the CPU augmenting) batches; 0 = "
+                            "in the training process; auto = 0 on a CPU, up to 8 on a GPU. Never changes results.")
 
     @model_validator(mode="after")
     def _sizes(self) -> "InputConfig":
@@ -190,7 +197,8 @@ class EarlyStopping(Strict):
 
 
 class TrainConfig(Strict):
-    epochs: int = Field(10, ge=1)
+    epochs: int = Field(10, ge=0, description="0 = evaluate without training (a pretrained head mapped onto "
+                                              "the classes, or a `weights:` file with the suite's head).")
     batch_size: int = Field(32, ge=1)
     eval_batch_size: int | None = Field(None, ge=1)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
@@ -199,6 +207,11 @@ class TrainConfig(Strict):
     checkpoint: Literal["best", "last"] = Field("best", description="Which epoch's weights are evaluated on test.")
     save_checkpoints: bool = True
     max_steps_per_epoch: int | None = Field(None, ge=1, description="Cap on batches per epoch (quick runs).")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="Autocast dtype: auto = bf16 on a GPU that supports it (no GradScaler), else fp16 "
+                            "with a GradScaler; fp32 on a CPU. The resolved precision is part of the protocol.")
+    compile: bool = Field(False, description="torch.compile the model (falls back to eager, with a message, "
+                                             "where compilation fails). Not part of the protocol.")
 
 
 FREEZE_RE = re.compile(r"^(none|backbone|stages:\d+)$")
@@ -323,8 +336,12 @@ class ExternalTestConfig(Strict):
     split: Literal["test", "all"] = Field(
         "test", description="test = the dataset's official test rows (every row when it ships no official "
                             "split); all = every row.")
-    label_map: dict[str, str | None] = Field(
-        min_length=1, description="External class/label name -> suite class name; null drops those rows.")
+    label_map: dict[str, str | None] | None = Field(
+        None, min_length=1,
+        description="External class/label name -> suite class name; null drops those rows. Omitted: the "
+                    "shared label space (cxrbench.data.label_space): a multilabel suite asks the dataset for "
+                    "its own labels by their vocabulary names (a label the archive lacks is not evaluated); "
+                    "a single-label suite needs the dataset's classes to be the suite's.")
 
 
 class Suite(Strict):
@@ -386,7 +403,8 @@ class Suite(Strict):
         """Keyword arguments of :func:`cxrbench.models.factory.build_model` for ``entry`` under this suite."""
         return {"num_classes": len(self.task.classes), "in_chans": self.input.channels, "task": self.task.type,
                 "pretrained": entry.pretrained, "image_size": self.input.image_size, "dropout": entry.dropout,
-                "params": entry.params, "weights": entry.weights, "freeze": entry.freeze}
+                "params": entry.params, "weights": entry.weights, "freeze": entry.freeze,
+                "classes": tuple(self.task.classes), "zero_shot": self.model_train(entry).epochs == 0}
 
     def model_train(self, entry: ModelEntry) -> TrainConfig:
         """The suite's train config with ``entry.train`` deep-merged over it."""

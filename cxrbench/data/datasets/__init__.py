@@ -13,6 +13,9 @@ from cxrbench.specs import DatasetSpec
 
 def builtin_specs() -> list[DatasetSpec]:
     """The DatasetSpecs of every built-in file dataset."""
-    from cxrbench.data.datasets import chestxray14, csv_table, folder, kermany, lung_xray, medmnist_npz
+    from cxrbench.data.datasets import chestxray14, chexpert, csv_table, folder, kermany, lung_xray, medmnist_npz
+    from cxrbench.data.datasets import mimic_cxr, padchest, rsna_pneumonia, siim_pneumothorax, tuberculosis, vindr_cxr
 
-    return [kermany.SPEC, lung_xray.SPEC, chestxray14.SPEC, medmnist_npz.SPEC, folder.SPEC, csv_table.SPEC]
+    return [kermany.SPEC, lung_xray.SPEC, chestxray14.SPEC, medmnist_npz.SPEC, folder.SPEC, csv_table.SPEC,
+            chexpert.SPEC, mimic_cxr.SPEC, padchest.SPEC, rsna_pneumonia.SPEC, vindr_cxr.SPEC,
+            siim_pneumothorax.SPEC, tuberculosis.SPEC["shenzhen"], tuberculosis.SPEC["montgomery"]]

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from cxrbench.data.datasets.common import file_table, is_debris, match_classes, norm
+from cxrbench.data.datasets.common import file_table, is_debris, norm
+from cxrbench.data.label_space import missing_note, requested_classes, select_classes
 from cxrbench.data.loading import missing_data_error
 from cxrbench.errors import DatasetError
 from cxrbench.specs import DatasetSpec, DataRequest, SampleTable
@@ -39,33 +40,39 @@ def find_csv(root: Path, name: str | None) -> Path | None:
     return found[-1] if found else None  # Data_Entry_2017_v2020.csv sorts after Data_Entry_2017.csv
 
 
-def index_images(root: Path) -> dict[str, Path]:
-    """File name -> path of every PNG under ``root/images*/`` (any depth), debris skipped."""
-    out: dict[str, Path] = {}
+def index_images(root: Path) -> dict[str, str]:
+    """File name -> path of every PNG under ``root/images*/`` (any depth), debris skipped.
+
+    Names only (``os.walk`` lists folders without a ``stat`` per file): 112,120 files in well under
+    a second."""
+    out: dict[str, str] = {}
     for top in sorted(root.iterdir()):
         if not (top.is_dir() and top.name.lower().startswith("images")):
             continue
         for dirpath, dirnames, filenames in os.walk(top):
             dirnames[:] = sorted(d for d in dirnames if not is_debris(d))
             for f in filenames:
-                if f.lower().endswith(".png") and not is_debris(f):
-                    out.setdefault(f, Path(dirpath) / f)
+                if f[-4:].lower() == ".png" and not is_debris(f) and f not in out:
+                    out[f] = os.path.join(dirpath, f)
     return out
 
 
-def parse_findings(cell: str, where: str) -> list[int]:
-    """Indices into FINDINGS of a ``Finding Labels`` cell (pipe-separated; "No Finding" = none)."""
-    lookup = {norm(f): i for i, f in enumerate(FINDINGS)}
-    out = []
-    for part in str(cell).split("|"):
-        key = norm(part)
-        if key in ("", NO_FINDING):
-            continue
-        if key not in lookup:
-            raise DatasetError(f"dataset {NAME!r}: {where}: unknown finding {part.strip()!r}; expected "
-                               f"{list(FINDINGS)} or 'No Finding'")
-        out.append(lookup[key])
-    return out
+def parse_findings(cells: pd.Series, names: pd.Series, csv: Path) -> np.ndarray:
+    """Multi-hot ``(N, 14)`` (FINDINGS order) of the ``Finding Labels`` cells (pipe-separated;
+    "No Finding" = none); an unknown finding names its CSV line."""
+    parts = cells.astype(str).str.split("|").explode()
+    keys = parts.str.lower().str.replace(r"[^0-9a-z]", "", regex=True)
+    codes = keys.map({norm(f): i for i, f in enumerate(FINDINGS)})
+    unknown = codes.isna() & ~keys.isin(["", NO_FINDING])
+    if unknown.any():
+        row = int(parts.index[unknown.to_numpy()][0])
+        part = parts[unknown].iloc[0]
+        raise DatasetError(f"dataset {NAME!r}: {csv.name} line {row + 2} ({names.iloc[row]}): unknown finding "
+                           f"{part.strip()!r}; expected {list(FINDINGS)} or 'No Finding'")
+    hot = np.zeros((len(cells), len(FINDINGS)), dtype=np.int64)
+    found = codes.notna().to_numpy()
+    hot[parts.index.to_numpy()[found].astype(np.int64), codes.to_numpy()[found].astype(np.int64)] = 1
+    return hot
 
 
 def read_split_lists(base: Path) -> dict[str, str] | None:
@@ -92,7 +99,7 @@ def load(request: DataRequest) -> SampleTable:
     """Rows of ChestX-ray14 (labels in the suite's class order; see ``SPEC.layout``)."""
     opts: ChestXray14Options = request.options  # type: ignore[assignment]
     classes = list(request.classes) or list(FINDINGS)
-    columns = match_classes(NAME, classes, FINDINGS, ALIASES, what="labels")
+    requested_classes(NAME, classes, FINDINGS)  # spellings such as "pleural" are label_space SYNONYMS
     root = request.root
     assert root is not None  # SPEC.default_folder is set: the core always resolves one
     base = root.parent if root.is_file() else root
@@ -121,33 +128,35 @@ def load(request: DataRequest) -> SampleTable:
             raise DatasetError(f"dataset {NAME!r}: the official split lists name {len(stray)} image(s) that are not "
                                f"in {csv.name}: {stray[:5]} (option allow_missing: true skips them)")
 
-    files, labels, patients, split, skipped = [], [], [], [], []
-    k = len(FINDINGS)
-    for row, (name, cell, patient) in enumerate(zip(df["Image Index"], df["Finding Labels"], df["Patient ID"])):
-        where = f"{csv.name} line {row + 2} ({name})"
-        if name not in images:
-            skipped.append((name, f"{where}: image file not found under {base}/images*/"))
-            continue
-        part = split_of.get(name) if split_of is not None else None
-        if split_of is not None and part is None:
-            skipped.append((name, f"{where}: in neither train_val_list.txt nor test_list.txt"))
-            continue
-        hot = np.zeros(k, dtype=np.int64)
-        hot[parse_findings(cell, where)] = 1
-        files.append(images[name])
-        labels.append(hot[columns])
-        patients.append(str(patient).strip())
-        split.append(part)
+    names = df["Image Index"].str.strip()
+    hot = parse_findings(df["Finding Labels"], names, csv)
+    found = names.map(images)
+    part = names.map(split_of) if split_of is not None else pd.Series([None] * len(df), dtype=object)
+    no_file = found.isna().to_numpy()
+    no_split = (split_of is not None) & part.isna().to_numpy() & ~no_file
+    skipped = [(names[i], f"{csv.name} line {i + 2} ({names[i]}): "
+                          + (f"image file not found under {base}/images*/" if no_file[i]
+                             else "in neither train_val_list.txt nor test_list.txt"))
+               for i in np.flatnonzero(no_file | no_split)]
     if skipped and not opts.allow_missing:
         listed = "\n".join(f"  {r}" for _, r in skipped[:5])
         raise DatasetError(f"dataset {NAME!r}: {len(skipped)} row(s) of {csv} cannot be used, e.g.:\n{listed}\n"
                            "(option allow_missing: true skips and lists them)")
-    if not files:
+    rows = np.flatnonzero(~(no_file | no_split))
+    if len(rows) == 0:
         raise DatasetError(f"dataset {NAME!r}: no row of {csv} has an image file under {base}/images*/")
+    labels, mask, missing = select_classes({f: hot[rows, j] for j, f in enumerate(FINDINGS)}, classes)
     lists = [base / f for _, f in SPLIT_LISTS if split_of is not None]
-    return file_table(NAME, base, files, np.asarray(labels).reshape(len(files), len(classes)), classes,
-                      patient_ids=patients, official_split=split if split_of is not None else None,
-                      label_file=csv, extra_files=lists, skipped=skipped)
+    table = file_table(NAME, base, found.to_numpy()[rows].tolist(), labels, classes,
+                       patient_ids=df["Patient ID"].str.strip().to_numpy()[rows].tolist(),
+                       official_split=part.to_numpy()[rows].tolist() if split_of is not None else None,
+                       label_file=csv, extra_files=lists, skipped=skipped,
+                       extras={"source": [NAME] * len(rows),
+                               **({"view": df["View Position"].str.strip().to_numpy()[rows].tolist()}
+                                  if "View Position" in df.columns else {})})
+    table.label_mask = None if mask.all() else mask
+    table.notes += missing_note(NAME, missing)
+    return table
 
 
 SPEC = DatasetSpec(

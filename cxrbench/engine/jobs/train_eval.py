@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 import time
 from typing import Any, Callable
 
 import torch
 
 from cxrbench.data.external import attach_external, load_external_sets
+from cxrbench.data.label_space import head_map
 from cxrbench.data.prepare import PreparedData, prepare_data
 from cxrbench.engine.baselines import baseline_records
-from cxrbench.engine.batches import Batches, for_model
+from cxrbench.engine.batches import Batches, model_input_for
 from cxrbench.metrics.scoring import compute_metrics, score
 from cxrbench.engine.external import evaluate_external
 from cxrbench.engine.jobs.kernel import Job, JobKind, JobOutput, build_model, describe_error, model_cost
@@ -33,6 +35,9 @@ from cxrbench.suite.schema import Suite
 
 log = logging.getLogger(__name__)
 
+MODEL_INIT_LOCK = threading.Lock()
+"""Seeding the CPU generator and building a model happen together (jobs may run in threads, one per GPU)."""
+
 
 class TrainEvaluate(JobKind):
     """Train each (model, fold, seed), evaluate it on test and external sets."""
@@ -42,6 +47,7 @@ class TrainEvaluate(JobKind):
 
     def prepare_data(self, suite: Suite, registry: Registry, progress: Any = None,
                      strict: bool = False) -> PreparedData:
+        check_zero_shot(suite, registry)  # before any decoding
         external = load_external_sets(suite, registry, progress, strict=strict)  # a bad label map fails first
         return attach_external(prepare_data(suite, registry, progress, strict=strict), external)
 
@@ -57,6 +63,15 @@ class TrainEvaluate(JobKind):
                 device: torch.device, progress: Any = None,
                 on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None) -> JobOutput:
         return train_job(job, suite, data, batches, registry, device, progress, on_epoch_end)
+
+
+def check_zero_shot(suite: Suite, registry: Registry) -> None:
+    """Every ``train.epochs: 0`` model with a pretrained head can map it onto the suite's classes
+    (:func:`cxrbench.data.label_space.head_map`); :class:`SuiteError` otherwise, before any work."""
+    for entry in suite.models:
+        spec = registry.model(entry.name)
+        if spec.head_labels and suite.model_train(entry).epochs == 0:
+            head_map(spec.head_labels, suite.task.classes, suite.task.type, repr(entry.name))
 
 
 def plan_jobs(suite: Suite, n_folds: int) -> list[Job]:
@@ -81,9 +96,11 @@ def train_job(job: Job, suite: Suite, data: PreparedData, batches: Batches, regi
     train_cfg = suite.model_train(entry)
     check_fold(suite, fold, batches.labels.numpy())  # a threshold that cannot be fitted fails before training
     started = now_iso()
-    torch.manual_seed(job.seed)  # model initialisation is part of what the seed fixes
-    model, spec = build_model(suite, entry, registry)
-    batches, norm = for_model(batches, suite, spec)
+    with MODEL_INIT_LOCK:  # model initialisation is part of what the seed fixes
+        torch.default_generator.manual_seed(job.seed)
+        model, spec = build_model(suite, entry, registry)
+    model_input = model_input_for(suite, spec)  # declared by the model, or input.normalization: model
+    batches = batches.for_model(model_input)  # a model's own intensity mapping (e.g. TorchXRayVision's)
     cost = model_cost(model, suite) if suite.profile.cost else {}
     monitor, higher = monitor_of(suite, registry)
     primary = suite.metrics.primary
@@ -117,8 +134,6 @@ def train_job(job: Job, suite: Suite, data: PreparedData, batches: Batches, regi
             progress.log(f"{job.id}: profiling latency ({', '.join(suite.profile.latency.runtimes)})")
         latency = profile_latency(job, model, suite, batches, fold, registry)
     config = entry.model_dump(mode="json") | {"train": train_cfg.model_dump(mode="json")}
-    if norm is not None:
-        config["normalization"] = norm  # input.normalization: model -- what this model was fed
     record = JobRecord(
         job_id=job.id, model=entry.key, model_name=entry.name, fold=job.fold, seed=job.seed, status="ok",
         metrics=scores["metrics"], ci=scores["ci"], ci_unit=scores["ci_unit"], curves=fit.curves, best_epoch=fit.best_epoch,
@@ -127,7 +142,8 @@ def train_job(job: Job, suite: Suite, data: PreparedData, batches: Batches, regi
         model_config_sha256=sha256_of(config), plugin=spec.plugin,
         train_seconds=fit.seconds, eval_seconds=eval_seconds, n_train=len(fold.train), n_val=len(fold.val),
         n_test=len(fold.test), synthetic=data.synthetic, started_at=started, finished_at=now_iso(),
-        external=external, threshold=threshold)
+        external=external, threshold=threshold, input=batches.describe(suite, model_input),
+        runtime=trainer.runtime())
     return JobOutput(record, csv, checkpoint, latency, external_csv)
 
 

@@ -1,0 +1,1 @@
+"""cxrbench plugin: TorchXRayVision's chest X-ray pretrained classifiers (Cohen et al.)."""
