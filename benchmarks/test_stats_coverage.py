@@ -25,7 +25,8 @@ generator (AUC checked against scikit-learn).
 * **Latency**: lognormal(log 20 ms, 0.35) samples; order-statistic CIs of the median (n = 30, 300)
   and p90 (n = 300) against the quantiles of 10^6 samples.
 
-Targets (asserted): cluster bootstrap coverage within [0.93, 0.97]; image-level coverage below the
+Targets (asserted): cluster bootstrap coverage within [0.93, 0.97], up to its Monte-Carlo error
+(2 MC SE, 0.014 at 1,000 replicates: a figure is flagged when it is measurably outside); image-level coverage below the
 cluster bootstrap's on the binary set (the images of a patient are correlated); Holm family-wise
 rate <= 0.05; latency coverage >= its exact (binomial) coverage - 3 Monte-Carlo SE, and >= 0.95 - 3 SE.
 Bootstrap resamples: 300 (coverage), 500 (power), 2000 (planted null:
@@ -69,6 +70,9 @@ FOLD_SHIFT = 0.15
 CXR14_PREVALENCE = np.maximum(0.03, [0.103, 0.025, 0.119, 0.177, 0.052, 0.056, 0.013, 0.047, 0.042, 0.021,
                                      0.022, 0.015, 0.030, 0.002])
 LOW, HIGH = 0.93, 0.97
+MC_SE = math.sqrt(0.95 * 0.05 / REPS)
+"""Monte-Carlo standard error of a coverage estimate at 95% (0.007 at 1,000 replicates): a coverage is
+flagged only when it lies more than 2 MC SE outside the target band, i.e. measurably outside it."""
 
 
 def _patients(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -149,7 +153,8 @@ def _coverage(make, metrics: dict, truth: dict, n_boot: int, seed: int, methods=
 
 
 def _print_coverage(title: str, res: dict, truth: dict, methods=METHODS) -> None:
-    print(f"\n{title} ({REPS} replicates, nominal 95%; target [{LOW}, {HIGH}] for the cluster bootstrap)")
+    print(f"\n{title} ({REPS} replicates, nominal 95%; target [{LOW}, {HIGH}] for the cluster bootstrap; "
+          f"Monte-Carlo SE of each coverage {MC_SE:.3f})")
     print("coverage (mean CI width) per method; population value: single split / pooled 5-fold")
     print(f"{'metric':<10} {'population':>17} " + " ".join(f"{m:>24}" for m in methods))
     for name in truth:
@@ -163,7 +168,7 @@ def _check_coverage(res: dict, names, image_lower: bool) -> list[str]:
     for name in names:
         for method in METHODS[:2]:
             h, _, v = res[(name, method)]
-            if not LOW <= h / v <= HIGH or v < REPS:
+            if not LOW - 2 * MC_SE <= h / v <= HIGH + 2 * MC_SE or v < REPS:
                 fails.append(f"{name} {method}: coverage {h / v:.3f} ({v} valid)")
         if image_lower:
             img, clu = res[(name, METHODS[2])], res[(name, METHODS[0])]

@@ -18,7 +18,7 @@ from pluggy import HookimplMarker, HookspecMarker
 if TYPE_CHECKING:  # pragma: no cover
     from cxrbench.results.records import JobRecord, RunInfo
     from cxrbench.specs import DatasetSpec, MetricSpec, ModelSpec
-    from cxrbench.specs import ExecutorSpec, LatencyBackendSpec
+    from cxrbench.specs import ExecutorSpec, LatencyBackendSpec, ModelNamespaceSpec
 
 PROJECT = "cxrbench"
 hookspec = HookspecMarker(PROJECT)
@@ -30,6 +30,16 @@ def register_models() -> list[ModelSpec]:
     """Return the :class:`~cxrbench.specs.ModelSpec` objects this plugin provides.
 
     Names are global: two plugins registering the same name is an error naming both.
+    """
+
+
+@hookspec
+def register_model_namespaces() -> list[ModelNamespaceSpec]:
+    """Return the :class:`~cxrbench.specs.ModelNamespaceSpec` objects this plugin provides.
+
+    A suite names their models ``<namespace>:<name>``; each is resolved to a
+    :class:`~cxrbench.specs.ModelSpec` on first use, so a namespace of a thousand architectures
+    costs nothing until one is named.
     """
 
 

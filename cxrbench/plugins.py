@@ -28,7 +28,8 @@ from cxrbench import hookspecs
 from cxrbench.errors import PluginError, UnknownNameError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cxrbench.specs import DatasetSpec, ExecutorSpec, LatencyBackendSpec, MetricSpec, ModelSpec
+    from cxrbench.specs import (DatasetSpec, ExecutorSpec, LatencyBackendSpec, MetricSpec, ModelNamespaceSpec,
+                                ModelSpec)
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ BUILTIN_PLUGINS = (
 )
 KINDS: dict[str, tuple[str, str]] = {
     "models": ("register_models", "model"),
+    "model_namespaces": ("register_model_namespaces", "model namespace"),
     "datasets": ("register_datasets", "dataset"),
     "metrics": ("register_metrics", "metric"),
     "latency_backends": ("register_latency_backends", "latency runtime"),
@@ -143,6 +145,7 @@ class Registry:
     """
 
     models: FrozenTable
+    model_namespaces: FrozenTable
     datasets: FrozenTable
     metrics: FrozenTable
     latency_backends: FrozenTable
@@ -157,6 +160,7 @@ class Registry:
             _check_aliases(tables["models"])
         for kind in KINDS:
             object.__setattr__(self, kind, FrozenTable(tables.get(kind, {})))
+        object.__setattr__(self, "_resolved", {})  # namespaced model specs, resolved on first use
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise TypeError(f"the registry is frozen (cannot set {name!r})")
@@ -176,7 +180,8 @@ class Registry:
     def _collect(self, kind: str) -> dict[str, Any]:
         hook_name, noun = KINDS[kind]
         out: dict[str, Any] = {}
-        for impl in getattr(self._pm.hook, hook_name).get_hookimpls():  # registration order
+        hook = getattr(self._pm.hook, hook_name, None)
+        for impl in hook.get_hookimpls() if hook is not None else ():  # registration order
             plugin_name = self._pm.get_name(impl.plugin) or "?"
             try:
                 specs = impl.function() or []
@@ -205,7 +210,25 @@ class Registry:
         return _lookup(KINDS[kind][1], name, getattr(self, kind))
 
     def model(self, name: str) -> ModelSpec:
-        return self.get("models", name)
+        """A registered model, or ``namespace:name`` resolved by its namespace on first use (cached)."""
+        if name in self.models:
+            return self.models[name]
+        if name in self._resolved:
+            return self._resolved[name]
+        prefix, sep, rest = name.partition(":")
+        if not sep or prefix not in self.model_namespaces:
+            return self.get("models", name)
+        if not rest:
+            raise UnknownNameError(f"model {name!r}: name a model of the {prefix!r} namespace, e.g. "
+                                   f"`cxrbench models --namespace {prefix}`")
+        ns: ModelNamespaceSpec = self.model_namespaces[prefix]
+        spec = replace(ns.resolve(rest), plugin=ns.plugin)
+        self._resolved[name] = spec
+        return spec
+
+    def is_model(self, name: str) -> bool:
+        """Whether ``name`` is a registered model or names one through a known namespace (nothing resolved)."""
+        return name in self.models or name.partition(":")[0] in self.model_namespaces and ":" in name
 
     def dataset(self, name: str) -> DatasetSpec:
         return self.get("datasets", name)
@@ -255,6 +278,9 @@ class Registry:
                 tables[kind] = dict(table)
                 continue
             wanted = keep[kind] or ()
+            if kind == "models":
+                tables[kind] = {n: self.model(n) for n in dict.fromkeys(wanted) if self.is_model(n)}
+                continue
             if kind == "metrics":
                 wanted = [n.removeprefix("val_").partition("@")[0] if n.removeprefix("val_") not in table
                           else n.removeprefix("val_") for n in wanted]

@@ -106,6 +106,39 @@ class ModelSpec:
     for it, e.g. ``resnet18_finetune`` -> ``resnet18``); None for a distinct architecture."""
     plugin: str = ""
     """Filled in by the registry: the plugin that registered this spec."""
+    fixed_input_size: int | None = None
+    """The only input size the network takes (e.g. a ViT whose builder cannot resize its position
+    embedding); the suite check refuses any other ``input.image_size`` before any work."""
+    mean: tuple[float, ...] | None = None
+    """The model's own per-channel input mean (RGB, in [0, 1]) for ``input.normalization: model``;
+    None: ImageNet's."""
+    std: tuple[float, ...] | None = None
+    """The model's own per-channel input std (with ``mean``)."""
+    extra_heads: tuple[str, ...] = ()
+    """Further classification layers besides ``classifier`` (a distilled model's ``head_dist``): re-initialised
+    with it on a head change and trained with it under ``freeze: backbone``."""
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        """``classifier`` and the ``extra_heads``."""
+        return (self.classifier, *self.extra_heads)
+
+
+@dataclass(frozen=True)
+class ModelNamespaceSpec:
+    """A family of models named ``<namespace>:<name>`` and resolved on first use (``timm:convnext_tiny``).
+
+    ``names()`` lists what the namespace offers without building anything (rows with at least
+    ``name``, ``pretrained``); ``resolve(name)`` returns the :class:`ModelSpec` of one entry (its
+    ``name`` is the full ``namespace:name``) or raises :class:`cxrbench.errors.UnknownNameError`.
+    Both must be picklable callables, like model builders.
+    """
+
+    name: str
+    resolve: Callable[[str], ModelSpec]
+    names: Callable[[], list[dict[str, Any]]]
+    description: str = ""
+    plugin: str = ""
 
     @property
     def architecture(self) -> str:

@@ -152,9 +152,9 @@ def _check_freeze(spec: ModelSpec, req: BuildRequest, device: torch.device, x: t
     from cxrbench.models.factory import apply_frozen_bn_eval
 
     model = _create(spec, req, freeze="backbone").to(device)
-    head = spec.classifier + "."
+    heads = tuple(h + "." for h in spec.heads)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    expected = {n for n, _ in model.named_parameters() if n.startswith(head)}
+    expected = {n for n, _ in model.named_parameters() if n.startswith(heads)}
     _require(trainable == expected, spec, "freeze 'backbone' must leave exactly the classifier trainable; "
              f"trainable: {sorted(trainable)[:5]}, classifier: {sorted(expected)[:5]}")
     if spec.stages:
@@ -187,7 +187,7 @@ def _check_weights_round_trip(spec: ModelSpec, params: BaseModel, num_classes: S
     src = _build(spec, req, torch.device("cpu")).eval()
     src_state = {k: v.detach().clone() for k, v in src.state_dict().items()}
     x = torch.randn(BATCH, c, image_size, image_size)
-    head = spec.classifier + "."
+    head = tuple(h + "." for h in spec.heads)
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "weights.pth")
         torch.save(src.state_dict(), path)
@@ -218,9 +218,11 @@ def check_model_spec(spec: ModelSpec, num_classes: Sequence[int] = (2, 3, 14), i
     ``num_classes`` x ``in_chans``: the build, that classifier / first_conv / stages / cam_layer
     are modules of the model, logits of shape ``(B, K)``, finite gradients reaching every
     trainable parameter, deterministic eval mode. Then ``freeze: backbone`` (only the classifier
-    trains) and ``stages:N``, and a weights round trip through a file with a different head.
+    trains) and ``stages:N``, and a weights round trip through a file with a different head. A spec
+    with ``fixed_input_size`` is checked at that size.
     """
     device = torch.device(device)
+    image_size = spec.fixed_input_size or image_size  # a fixed-size model is checked at its size
     params = _check_metadata(spec)
     generator_state, threads = torch.random.get_rng_state(), torch.get_num_threads()
     torch.manual_seed(0)

@@ -115,9 +115,9 @@ def test_paper_comparison_flags_figures_outside_our_ci(tmp_path):
     assert comp.loc[("a", "accuracy"), "ci_excludes_paper"]  # CI [0.75, 0.85] excludes 0.9
     assert not comp.loc[("b", "accuracy"), "ci_excludes_paper"]  # CI [0.55, 0.65] holds 0.62
     assert comp.loc[("a", "params"), "diff"] == 0
-    assert pd.isna(comp.loc[("c", "accuracy"), "ours"])  # in the paper, not run here
+    assert "c" not in comp.index.get_level_values("model")  # in the paper, not run here: no row
     md = render_text([board], "markdown")
-    assert "vs the paper: paper X" in md and "not run" in md
+    assert "vs the paper: paper X" in md and "| c " not in md
 
 
 def _pred_csv(path: Path, ids, y_true, y_pred):

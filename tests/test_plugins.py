@@ -57,7 +57,7 @@ def plugin_dir(tmp_path, fresh_registry):
 def test_builtins_register_through_hooks():
     reg = get_registry()
     builtin = {p.name: p for p in reg.plugins if p.builtin}
-    assert builtin["models"].hooks == ["register_models"]
+    assert builtin["models"].hooks == ["register_model_namespaces", "register_models"]
     assert reg.models["lenet"].plugin == "cxrbench.builtins.models"
     assert reg.datasets["synthetic_cxr"].plugin == "cxrbench.builtins.datasets"
     assert reg.metrics["accuracy"].plugin == "cxrbench.builtins.metrics"
@@ -125,7 +125,8 @@ HOOKS = sorted(name for name, fn in inspect.getmembers(hookspecs, inspect.isfunc
 
 def test_hookspecs_found():
     assert HOOKS == ["on_epoch_end", "on_model_result", "on_run_end", "on_run_start", "register_datasets",
-                     "register_executors", "register_latency_backends", "register_metrics", "register_models"]
+                     "register_executors", "register_latency_backends", "register_metrics", "register_model_namespaces",
+                     "register_models"]
 
 
 @pytest.mark.parametrize("hook", HOOKS)

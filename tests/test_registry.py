@@ -19,7 +19,7 @@ def registry_with(*plugins) -> Registry:
 
 def test_every_kind_is_a_table_in_registration_order():
     reg = get_registry()
-    assert set(KINDS) == {"models", "datasets", "metrics", "latency_backends", "executors"}
+    assert set(KINDS) == {"models", "model_namespaces", "datasets", "metrics", "latency_backends", "executors"}
     # built-ins in the order their hooks return them (the latency table used to be reversed)
     assert list(reg.latency_backends)[:3] == ["torch", "onnxruntime", "int8"]
     assert list(reg.executors)[:2] == ["local", "ray"]

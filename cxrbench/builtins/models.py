@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from cxrbench.hookspecs import hookimpl
 from cxrbench.models.params import LeNetParams, ShuffleNetV1Params
-from cxrbench.specs import BuildRequest, ModelSpec
+from cxrbench.specs import BuildRequest, ModelNamespaceSpec, ModelSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch.nn as nn
@@ -179,3 +179,52 @@ def baseline_specs() -> list[ModelSpec]:
 @hookimpl
 def register_models() -> list[ModelSpec]:
     return baseline_specs()
+
+
+def _index_rows(namespace: str) -> list[dict[str, Any]]:
+    from cxrbench.data.cache import default_cache_dir
+    from cxrbench.models.zoo_index import rows
+
+    return rows(namespace, default_cache_dir() / "model-index")
+
+
+def _hub_rows() -> list[dict[str, Any]]:
+    """timm repos in the local Hugging Face cache (what ``hf-hub:`` can build offline)."""
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        repos = scan_cache_dir().repos
+    except Exception:  # noqa: BLE001 - no cache, no rows
+        return []
+    return [{"name": r.repo_id, "pretrained": ["cached"], "input_size": None, "fixed_input_size": None}
+            for r in sorted(repos, key=lambda r: r.repo_id) if r.repo_type == "model"]
+
+
+def _resolve_timm(name: str) -> ModelSpec:
+    from cxrbench.models.timm_zoo import timm_spec
+
+    return timm_spec(name)
+
+
+def _resolve_hub(name: str) -> ModelSpec:
+    from cxrbench.models.timm_zoo import hub_spec
+
+    return hub_spec(name)
+
+
+def _resolve_torchvision(name: str) -> ModelSpec:
+    from cxrbench.models.tv_zoo import torchvision_spec
+
+    return torchvision_spec(name)
+
+
+@hookimpl
+def register_model_namespaces() -> list[ModelNamespaceSpec]:
+    return [
+        ModelNamespaceSpec("timm", _resolve_timm, partial(_index_rows, "timm"),
+                           "every timm.list_models() architecture (timm:<name> or timm:<name>.<tag>)"),
+        ModelNamespaceSpec("torchvision", _resolve_torchvision, partial(_index_rows, "torchvision"),
+                           "every torchvision classification model (torchvision:<name>)"),
+        ModelNamespaceSpec("hf-hub", _resolve_hub, _hub_rows,
+                           "timm models on the Hugging Face hub, from the local cache (hf-hub:<org>/<repo>)"),
+    ]

@@ -22,6 +22,10 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser("models", help="list registered models")
     p.add_argument("--json", action="store_true")
     p.add_argument("--params", action="store_true", help="also count parameters (slower)")
+    p.add_argument("--filter", metavar="GLOB", help="shell-style pattern on the name, e.g. 'convnext*'")
+    p.add_argument("--namespace", metavar="NS",
+                   help="list a namespace's models (timm, torchvision, hf-hub) instead of the registered ones")
+    p.add_argument("--pretrained", action="store_true", help="only models with upstream pretrained weights")
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("datasets", help="list registered datasets")
@@ -50,13 +54,39 @@ def _listing(args: argparse.Namespace, title: str, rows: list[dict[str, Any]], c
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    """Registered models (or, with ``--namespace``, a namespace's index); builds nothing unless ``--params``."""
     from cxrbench.models.info import model_info
+    from cxrbench.models.zoo_index import matches
 
-    rows = [model_info(spec, with_params=args.params) for spec in _registry().models.values()]
+    registry = _registry()
+    pattern = getattr(args, "filter", None)
+    namespace = getattr(args, "namespace", None)
+    if namespace:
+        if namespace not in registry.model_namespaces:
+            from cxrbench.errors import UnknownNameError
+
+            raise UnknownNameError(f"unknown model namespace {namespace!r} (known: {', '.join(registry.model_namespaces)})")
+        rows = [{"name": f"{namespace}:{r['name']}", "pretrained": r.get("pretrained") or [],
+                 "input_size": r.get("input_size"), "fixed_input_size": r.get("fixed_input_size")}
+                for r in registry.model_namespaces[namespace].names()]
+        rows = [r for r in rows if matches(pattern, r["name"]) and (r["pretrained"] or not args.pretrained)]
+        if not args.json:
+            rows = [r | {"pretrained": _short_tags(r["pretrained"])} for r in rows]
+        return _listing(args, f"{namespace} models", rows, ["name", "pretrained", "input_size", "fixed_input_size"])
+    specs = [s for s in registry.models.values()
+             if matches(pattern, s.name) and (s.supports_pretrained or not args.pretrained)]
+    rows = [model_info(spec, with_params=args.params) for spec in specs]
     cols = ["name", "alias_of", "family", "plugin", "default_input_size", "supports_pretrained", "paper"]
     if args.params:
         cols.insert(4, "params")
-    return _listing(args, "models", rows, cols)
+    title = "models" + ("" if pattern or args.pretrained else
+                        f" (and the namespaces {', '.join(n + ':' for n in registry.model_namespaces)}: "
+                        "cxrbench models --namespace NS)")
+    return _listing(args, title, rows, cols)
+
+
+def _short_tags(tags: list[str]) -> str:
+    return ", ".join(tags[:3]) + (f" (+{len(tags) - 3})" if len(tags) > 3 else "")
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:

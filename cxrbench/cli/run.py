@@ -18,7 +18,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("suite", help="suite YAML file, e.g. suites/quickstart.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a suite field (repeatable), e.g. --set train.epochs=1")
-    p.add_argument("--models", help="comma-separated model labels to run (default: all in the suite)")
+    p.add_argument("--models", help="comma-separated model labels to run (default: all in the suite); "
+                                    "+NAME adds a model under the suite's protocol, e.g. +timm:convnext_tiny,+lrnet")
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--results", type=Path, help="results folder (default: $CXRBENCH_RESULTS or ./results)")
     p.add_argument("--resume", metavar="RUN", help="run folder or id to continue: finished jobs are skipped")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -46,6 +46,20 @@ def eval_transform(cfg: InputConfig) -> Callable[[torch.Tensor], torch.Tensor] |
     return v2.CenterCrop(cfg.image_size) if cfg.decode_size != cfg.image_size else None
 
 
+def model_normalization(mean: Sequence[float] | None, std: Sequence[float] | None,
+                        channels: int) -> tuple[list[float], list[float], str]:
+    """A model's own (mean, std) for ``input.normalization: model``, and where they came from.
+
+    ``mean``/``std`` are the spec's RGB values (None: ImageNet's); for 1 channel the average of the
+    three, as for ImageNet statistics.
+    """
+    source = "model" if mean is not None and std is not None else "imagenet (the model declares none)"
+    m, s = (list(mean), list(std)) if source == "model" else (list(IMAGENET_MEAN), list(IMAGENET_STD))
+    if channels == 1 and len(m) != 1:
+        m, s = [float(np.mean(m))], [float(np.mean(s))]
+    return [float(v) for v in m], [float(v) for v in s], source
+
+
 def normalization_stats(cfg: InputConfig, images: np.ndarray, train_idx: np.ndarray) -> tuple[list[float], list[float]]:
     """Per-channel (mean, std) in [0, 1] units; ``dataset`` statistics come from training rows only."""
     norm = cfg.normalization
@@ -53,7 +67,7 @@ def normalization_stats(cfg: InputConfig, images: np.ndarray, train_idx: np.ndar
         return list(norm.mean), list(norm.std)
     if norm == "none":
         return [0.0] * cfg.channels, [1.0] * cfg.channels
-    if norm == "imagenet":
+    if norm in ("imagenet", "model"):  # "model": ImageNet's is the shared default; each job uses model_normalization
         if cfg.channels == 1:
             return [float(np.mean(IMAGENET_MEAN))], [float(np.mean(IMAGENET_STD))]
         return list(IMAGENET_MEAN), list(IMAGENET_STD)

@@ -23,13 +23,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from cxrbench.data.augment import AugmentPlan
 from cxrbench.data.augment_batched import apply_batched, kornia_available
-from cxrbench.data.transforms import eval_transform, normalization_stats
+from cxrbench.data.transforms import eval_transform, model_normalization, normalization_stats
 from cxrbench.errors import SuiteError
 from cxrbench.models.predict import normalize, with_unknown_as_nan
 
 if TYPE_CHECKING:  # pragma: no cover
     from cxrbench.data.prepare import PreparedData
-    from cxrbench.specs import ModelInput
+    from cxrbench.specs import ModelInput, ModelSpec
     from cxrbench.suite.schema import Suite
 
 RESAMPLERS = ("torchvision", "kornia")
@@ -185,3 +185,16 @@ def make_batches(suite: Suite, data: PreparedData,
     return Batches(images, labels, stats[0], stats[1], None, eval_transform(suite.input),
                    AugmentPlan.from_suite(list(suite.augment), suite.input), suite.input.augment_device,
                    suite.input.workers)
+
+
+def model_input_for(suite: Suite, spec: ModelSpec) -> ModelInput | None:
+    """What ``spec`` is fed: its declared ``input`` (always applied, e.g. TorchXRayVision's), else with
+    ``input.normalization: model`` its own mean/std (timm pretrained_cfg, torchvision weights' transforms;
+    ImageNet's when it declares none, :func:`cxrbench.data.transforms.model_normalization`), else None."""
+    from cxrbench.specs import ModelInput
+
+    declared = spec.input
+    if declared is not None and declared.stats(suite.input.channels) is not None or suite.input.normalization != "model":
+        return declared
+    mean, std, source = model_normalization(spec.mean, spec.std, suite.input.channels)
+    return ModelInput(mean=tuple(mean), std=tuple(std), name=f"{spec.name} ({source})")

@@ -76,7 +76,8 @@ class Board:
         return method_note(dict(zip(self.rows.model, self.rows.ci_method)))
 
     def comparison(self) -> pd.DataFrame:
-        """Ours vs the paper's figure for every (model, metric) the suite's reference block has.
+        """Ours vs the paper's figure for every (model, metric) the suite's reference block has, for the
+        models the runs trained (a reference model not run has no row, a model without a reference none).
 
         ``ci_excludes_paper`` is True where our CI (pooled out-of-fold over folds and seeds,
         :mod:`cxrbench.leaderboard.intervals`) does not contain the paper's figure.
@@ -89,6 +90,8 @@ class Board:
         ref_models = (self.reference or {}).get("models") or {}
         ours = self.rows.set_index("model") if not self.rows.empty else pd.DataFrame()
         for model, figures in ref_models.items():
+            if model not in ours.index:
+                continue  # a model the runs did not train has no comparison row
             for metric, paper in figures.items():
                 row: dict[str, Any] = {"model": model, "metric": metric, "paper": float(paper)}
                 if model in ours.index:

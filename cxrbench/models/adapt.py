@@ -7,7 +7,7 @@ weights file, so both paths follow the same rules.
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -62,7 +62,7 @@ def _short(keys: list[str]) -> str:
     return ", ".join(keys[:_MAX_KEYS_SHOWN]) + more
 
 
-def load_adapted(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, classifier: str,
+def load_adapted(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, classifier: str | Sequence[str],
                  first_conv: str | None, source: str) -> list[str]:
     """Load ``state_dict`` into ``model``, adapting the head and the first conv; return what was adapted.
 
@@ -70,6 +70,9 @@ def load_adapted(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, cl
     first-conv kernel is converted when only its input-channel count differs. Any other missing
     or unexpected key or shape mismatch raises :class:`WeightsError` naming ``source``.
     Classifier entries absent from the file (a headless backbone) keep their fresh values too.
+    ``classifier`` may name several heads (a distilled model's ``head`` and ``head_dist``). Convs
+    of the stem in parallel with the first conv (reparameterisable stems: RepVGG, FastViT) are
+    converted like it when their input channels differ the same way.
     A ``module.`` prefix (DataParallel) is stripped; ``num_batches_tracked`` may be absent.
     """
     sd = dict(state_dict)
@@ -78,18 +81,19 @@ def load_adapted(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, cl
     own = model.state_dict()
     adapted: list[str] = []
 
-    head = [k for k in sd if k.startswith(classifier + ".") and k in own and _shape(sd[k]) != _shape(own[k])]
-    if head:
-        w = f"{classifier}.weight"
-        detail = f" ({_shape(sd[w])} -> {_shape(own[w])})" if w in head else ""
-        adapted.append(f"re-initialised classifier {classifier!r}{detail}")
-        for k in head:
-            sd[k] = own[k]
-    headless = [k for k in own if k.startswith(classifier + ".") and k not in sd]
-    if headless:
-        adapted.append(f"kept the fresh classifier {classifier!r} (absent from the weights)")
-        for k in headless:
-            sd[k] = own[k]
+    for classifier in ([classifier] if isinstance(classifier, str) else list(classifier)):
+        head = [k for k in sd if k.startswith(classifier + ".") and k in own and _shape(sd[k]) != _shape(own[k])]
+        if head:
+            w = f"{classifier}.weight"
+            detail = f" ({_shape(sd[w])} -> {_shape(own[w])})" if w in head else ""
+            adapted.append(f"re-initialised classifier {classifier!r}{detail}")
+            for k in head:
+                sd[k] = own[k]
+        headless = [k for k in own if k.startswith(classifier + ".") and k not in sd]
+        if headless:
+            adapted.append(f"kept the fresh classifier {classifier!r} (absent from the weights)")
+            for k in headless:
+                sd[k] = own[k]
 
     if first_conv is not None:
         key = f"{first_conv}.weight"
@@ -99,6 +103,14 @@ def load_adapted(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, cl
                 sd[key] = adapt_conv_weight(src, dst.shape[1])
                 rule = "summed over" if dst.shape[1] == 1 else "repeated from"
                 adapted.append(f"first conv {first_conv!r} {rule} {src.shape[1]} input channels -> {dst.shape[1]}")
+                stem = first_conv.split(".")[0] + "."
+                branches = [k for k in sd if k != key and k.startswith(stem) and k.endswith(".weight") and k in own
+                            and sd[k].ndim == 4 and sd[k].shape[1] == src.shape[1] and own[k].shape[1] == dst.shape[1]
+                            and _shape(sd[k][:, :1]) == _shape(own[k][:, :1])]
+                for k in branches:
+                    sd[k] = adapt_conv_weight(sd[k], dst.shape[1])
+                if branches:
+                    adapted.append(f"parallel stem conv(s) {', '.join(k[:-7] for k in branches)} adapted the same way")
 
     missing = [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in sd if k not in own]

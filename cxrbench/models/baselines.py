@@ -22,17 +22,19 @@ Builder = Callable[[BuildRequest], nn.Module]
 
 
 def build_torchvision(req: BuildRequest, *, arch: str, classifier: str, first_conv: str,
-                      dropout_arg: str | None = None, relu_head: str | None = None) -> nn.Module:
+                      dropout_arg: str | None = None, relu_head: str | None = None,
+                      init_kwargs: dict | None = None) -> nn.Module:
     """A torchvision ``arch`` with a ``num_classes`` head and an ``in_chans`` first conv.
 
     ``dropout_arg`` names the constructor argument ``req.dropout`` goes to (None: the net has no
     dropout and it is ignored). ``relu_head`` is the path of a ReLU applied to the logits
     (SqueezeNet): it is removed for multilabel tasks, where non-negative logits would make every
-    sigmoid >= 0.5. Pretrained ImageNet weights are adapted like a local weights file.
+    sigmoid >= 0.5. Pretrained ImageNet weights are adapted like a local weights file. ``init_kwargs``
+    go to the constructor as they are (e.g. ``aux_logits=False``: logits only, in train mode too).
     """
     from torchvision.models import get_model
 
-    kwargs = {"num_classes": req.num_classes}
+    kwargs = {"num_classes": req.num_classes, **(init_kwargs or {})}
     if dropout_arg is not None and req.dropout is not None:
         kwargs[dropout_arg] = req.dropout
     model = get_model(arch, weights=None, **kwargs)
@@ -80,7 +82,7 @@ def build_shufflenet_v1(req: BuildRequest) -> nn.Module:
 
 
 def torchvision_builder(arch: str, classifier: str, first_conv: str, dropout_arg: str | None = None,
-                        relu_head: str | None = None) -> Builder:
+                        relu_head: str | None = None, init_kwargs: dict | None = None) -> Builder:
     """A picklable builder for one torchvision architecture."""
     return partial(build_torchvision, arch=arch, classifier=classifier, first_conv=first_conv,
-                   dropout_arg=dropout_arg, relu_head=relu_head)
+                   dropout_arg=dropout_arg, relu_head=relu_head, init_kwargs=init_kwargs)

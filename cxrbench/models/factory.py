@@ -3,7 +3,7 @@
 Freezing rules (``freeze`` argument of :func:`create_model`):
 
 - ``"none"``: everything trains.
-- ``"backbone"``: only the ``spec.classifier`` module trains.
+- ``"backbone"``: only the ``spec.classifier`` module (and ``spec.extra_heads``) trains.
 - ``"stages:N"``: freezes everything registered (in module order) before the start of
   ``spec.stages[N]`` -- the stem, the first N stages and whatever lies between them (e.g.
   ResNet's ``bn1`` after ``conv1``). ``N == len(spec.stages)`` freezes through the end of the
@@ -54,7 +54,7 @@ def create_model(spec: ModelSpec, request: BuildRequest, weights: str | None = N
     model = spec.build(request)
     if weights is not None:
         state = read_state_dict(weights)
-        adapted = load_adapted(model, state, classifier=spec.classifier, first_conv=spec.first_conv,
+        adapted = load_adapted(model, state, classifier=spec.heads, first_conv=spec.first_conv,
                                source=str(weights))
         log.info("%s: loaded weights from %s (%s)", spec.name, weights,
                  "; ".join(adapted) if adapted else "no adaptation needed")
@@ -139,12 +139,12 @@ def apply_freeze(model: nn.Module, spec: ModelSpec, freeze: str | int) -> None:
         model.get_submodule(spec.classifier)
     except AttributeError as exc:
         raise SuiteError(f"model {spec.name!r}: classifier {spec.classifier!r} is not a module of the model") from exc
-    head = spec.classifier + "."
+    heads = spec.heads
     if policy == "backbone":
         frozen = {name for name, _ in model.named_modules()}
     else:
         frozen = _stage_frozen_modules(model, spec, int(policy))
-    frozen = {n for n in frozen if n != spec.classifier and not n.startswith(head)}
+    frozen = {n for n in frozen if n not in heads and not n.startswith(tuple(h + "." for h in heads))}
     for name, module in model.named_modules():
         if name not in frozen:
             continue

@@ -24,7 +24,7 @@ from cxrbench.data.transforms import normalization_stats
 from cxrbench.engine.baselines import baseline_predict
 from cxrbench.metrics.scoring import compute_metrics
 from cxrbench.engine.batches import make_batches
-from cxrbench.engine.batches import Batches
+from cxrbench.engine.batches import Batches, model_input_for
 from cxrbench.engine.trainer import Trainer
 from cxrbench.errors import ResultsError
 from cxrbench.plugins import Registry, get_registry
@@ -87,6 +87,7 @@ def _probe_model(rec: JobRecord, run: RunView, data: PreparedData, batches: Batc
     primary = suite.metrics.primary
     higher = registry.higher_is_better(primary)
     model = run.model(rec, device)  # built without upstream weights: no download
+    batches = batches.for_model(model_input_for(suite, registry.model(rec.model_name)))
     fill = _fill_value(suite, data, fold)
     scores = {}
     for condition in CONDITIONS:

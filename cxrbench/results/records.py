@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -82,8 +83,14 @@ def first_checkpoints(records: list[JobRecord]) -> dict[str, JobRecord]:
 
 
 def job_id(model: str, fold: int, seed: int) -> str:
-    """Stable id of one job, also its file stem: ``resnet18__fold0__seed0``."""
-    return f"{model}__fold{fold}__seed{seed}"
+    """Stable id of one job, also its file stem: ``resnet18__fold0__seed0``. Characters a file name
+    cannot safely hold (``timm:convnext_tiny``, ``hf-hub:org/repo``) become ``-``."""
+    return f"{file_stem(model)}__fold{fold}__seed{seed}"
+
+
+def file_stem(label: str) -> str:
+    """``label`` with every character but letters, digits and ``_ . + -`` replaced by ``-``."""
+    return re.sub(r"[^A-Za-z0-9_.+-]", "-", label)
 
 
 @dataclass

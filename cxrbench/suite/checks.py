@@ -98,6 +98,13 @@ def check_suite(suite: Suite, registry: Registry, source: str) -> None:
         except UnknownNameError as exc:
             unknown(f"{where}.name", exc)
             continue
+        except Exception as exc:  # noqa: BLE001 - a namespace that cannot resolve a name is the name's problem
+            problems.append(f"  {where}.name: model {entry.name!r} cannot be resolved: {type(exc).__name__}: {exc}")
+            continue
+        if spec.fixed_input_size and spec.fixed_input_size != suite.input.image_size:
+            problems.append(f"  {where}.name: model {entry.name!r} takes only {spec.fixed_input_size} px input, "
+                            f"the suite's input.image_size is {suite.input.image_size} (set input.image_size="
+                            f"{spec.fixed_input_size}, or pick a model that resizes)")
         try:
             spec.params_schema.model_validate(entry.params)
         except ValidationError as exc:
@@ -155,12 +162,8 @@ def check_suite(suite: Suite, registry: Registry, source: str) -> None:
 
     problems += [f"  {p}" for p in threshold_problems(suite)]
 
-    if suite.reference is not None:
-        labels = {m.key for m in suite.models}
-        for model in suite.reference.models:
-            if model not in labels:
-                problems.append(f"  reference.models.{model}: no model with that label in the suite "
-                                f"(labels: {sorted(labels)})")
+    # A reference block never blocks a run: a model it names that the suite does not run gets no
+    # comparison row, a model it does not name gets none (leaderboard.table.Board.comparison).
 
     if problems:
         raise SuiteError(f"{source}: suite does not fit the installed plugins ({len(problems)} problem"

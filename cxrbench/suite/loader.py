@@ -182,19 +182,32 @@ def reference_mismatch(reference: dict[str, Any] | None, suite: dict[str, Any]) 
 
 
 def _filter_models(data: dict[str, Any], wanted: list[str], source: str) -> dict[str, Any]:
+    """``--models``: bare labels select suite models (in the order given); ``+name`` adds model ``name``
+    under the suite's protocol (label = the name). Only ``+`` entries: every suite model, plus those."""
     entries = data.get("models") or []
     keyed = {}
     for m in entries:
         entry = {"name": m} if isinstance(m, str) else m
         if isinstance(entry, dict):
             keyed[entry.get("label") or entry.get("name")] = m
-    missing = [w for w in wanted if w not in keyed]
+    wanted = [w.strip() for w in wanted if w.strip()]
+    added = [w[1:].strip() for w in wanted if w.startswith("+")]
+    selected = [w for w in wanted if not w.startswith("+")]
+    missing = [w for w in selected if w not in keyed]
     if missing:
-        raise SuiteError(f"{source}: --models names {missing} not in the suite; it has {sorted(keyed)}")
-    out = {**data, "models": [keyed[w] for w in wanted]}
+        raise SuiteError(f"{source}: --models names {missing} not in the suite; it has {sorted(keyed)} "
+                         "(prefix a name with + to add a model: --models +timm:convnext_tiny)")
+    clash = [a for a in added if a in keyed]
+    if clash:
+        raise SuiteError(f"{source}: --models +{clash[0]}: the suite already has a model labelled {clash[0]!r}; "
+                         "drop the + to select it")
+    if any(not a for a in added):
+        raise SuiteError(f"{source}: --models: a lone '+' names no model")
+    kept = [keyed[w] for w in selected] if selected else list(entries)
+    out = {**data, "models": kept + [{"name": a} for a in dict.fromkeys(added)]}
     ref = data.get("reference")
-    if isinstance(ref, dict) and isinstance(ref.get("models"), dict):
-        out["reference"] = {**ref, "models": {k: v for k, v in ref["models"].items() if k in wanted}}
+    if selected and isinstance(ref, dict) and isinstance(ref.get("models"), dict):
+        out["reference"] = {**ref, "models": {k: v for k, v in ref["models"].items() if k in selected}}
     return out
 
 

@@ -108,7 +108,10 @@ class InputConfig(Strict):
     cache_size: int | None = Field(
         None, ge=8, le=4096,
         description="Resize to this size when decoding (default image_size); random_crop then crops image_size.")
-    normalization: Union[Literal["imagenet", "dataset", "none"], Normalization] = "imagenet"
+    normalization: Union[Literal["imagenet", "dataset", "none", "model"], Normalization] = Field(
+        "imagenet", description="imagenet | dataset (training rows' statistics) | none | model (each model's own "
+                                "mean/std: timm pretrained_cfg, torchvision weights' transforms; ImageNet's when a model "
+                                "declares none; recorded per job) | {mean: [...], std: [...]}")
     augment_device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="Where training augmentation runs: cpu (torchvision, per image, in the loader "
                             "workers) or cuda (kornia, whole batches on the GPU); auto = the training device "

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from cxrbench.data.datasets.common import file_table, is_debris, norm
@@ -107,6 +106,8 @@ def load(request: DataRequest) -> SampleTable:
     csv = find_csv(base, opts.csv or (str(root) if root.is_file() else None))
     if csv is None:
         raise missing_data_error(SPEC, f"no Data_Entry_2017*.csv in {base}", [base], request.options)
+    import pandas as pd  # on load only: registering the dataset stays pandas-free
+
     try:
         df = pd.read_csv(csv, dtype=str, keep_default_na=False)
     except Exception as exc:  # noqa: BLE001 - pandas raises many types

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from cxrbench.data.datasets.common import file_table, match_classes, norm
 from cxrbench.data.loading import missing_data_error
 from cxrbench.errors import DatasetError
 from cxrbench.specs import DatasetSpec, DataRequest, SampleTable
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 NAME = "csv"
 PATH_COLUMNS = ("path", "image", "file", "filename")
@@ -95,6 +98,8 @@ def load(request: DataRequest) -> SampleTable:
     opts: CsvOptions = request.options  # type: ignore[assignment]
     csv, root = _find_csv(request, opts)
     try:
+        import pandas as pd  # on load only: registering the dataset stays pandas-free
+
         df = pd.read_csv(csv, dtype=str, keep_default_na=False)
     except Exception as exc:  # noqa: BLE001 - pandas raises many types
         raise DatasetError(f"dataset {NAME!r}: cannot read {csv}: {exc}") from None

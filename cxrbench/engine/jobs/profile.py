@@ -145,7 +145,9 @@ def profile_only_job(job: Job, suite: Suite, data: PreparedData, batches: Any, r
     model, spec = build_model(suite, entry, registry)
     model.eval()
     if batches is not None:
-        batches = batches.for_model(spec.input)  # int8 calibration images as the model expects them
+        from cxrbench.engine.batches import model_input_for
+
+        batches = batches.for_model(model_input_for(suite, spec))  # int8 calibration images as the model expects them
     cost = model_cost(model, suite)
     records = profile_records(job, model, suite, data, batches, registry)
     check_measured(job, records)

@@ -19,7 +19,7 @@ from cxrbench.data.external import attach_external, load_external_sets
 from cxrbench.data.label_space import head_map
 from cxrbench.data.prepare import PreparedData, prepare_data
 from cxrbench.engine.baselines import baseline_records
-from cxrbench.engine.batches import Batches
+from cxrbench.engine.batches import Batches, model_input_for
 from cxrbench.metrics.scoring import compute_metrics, score
 from cxrbench.engine.external import evaluate_external
 from cxrbench.engine.jobs.kernel import Job, JobKind, JobOutput, build_model, describe_error, model_cost
@@ -99,7 +99,8 @@ def train_job(job: Job, suite: Suite, data: PreparedData, batches: Batches, regi
     with MODEL_INIT_LOCK:  # model initialisation is part of what the seed fixes
         torch.default_generator.manual_seed(job.seed)
         model, spec = build_model(suite, entry, registry)
-    batches = batches.for_model(spec.input)  # a model's own intensity mapping (e.g. TorchXRayVision's)
+    model_input = model_input_for(suite, spec)  # declared by the model, or input.normalization: model
+    batches = batches.for_model(model_input)  # a model's own intensity mapping (e.g. TorchXRayVision's)
     cost = model_cost(model, suite) if suite.profile.cost else {}
     monitor, higher = monitor_of(suite, registry)
     primary = suite.metrics.primary
@@ -141,7 +142,7 @@ def train_job(job: Job, suite: Suite, data: PreparedData, batches: Batches, regi
         model_config_sha256=sha256_of(config), plugin=spec.plugin,
         train_seconds=fit.seconds, eval_seconds=eval_seconds, n_train=len(fold.train), n_val=len(fold.val),
         n_test=len(fold.test), synthetic=data.synthetic, started_at=started, finished_at=now_iso(),
-        external=external, threshold=threshold, input=batches.describe(suite, spec.input),
+        external=external, threshold=threshold, input=batches.describe(suite, model_input),
         runtime=trainer.runtime())
     return JobOutput(record, csv, checkpoint, latency, external_csv)
 

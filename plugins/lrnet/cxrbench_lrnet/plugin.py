@@ -1,14 +1,16 @@
-"""Registers ``lrnet`` with cxrbench."""
+"""Registers ``lrnet`` with cxrbench (torch-free: the network is imported when a model is built)."""
 
 from __future__ import annotations
 
-import torch.nn as nn
+from typing import TYPE_CHECKING
 
 from cxrbench.errors import WeightsError
 from cxrbench.hookspecs import hookimpl
 from cxrbench.specs import BuildRequest, ModelSpec
-from cxrbench_lrnet.model import LRNet
 from cxrbench_lrnet.params import LRNetParams
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch.nn as nn
 
 PAPER = "Lu & Zheng, LR-Net: a lightweight residual network for pneumonia detection on ChestX-ray2017"
 
@@ -18,6 +20,8 @@ def build_lrnet(request: BuildRequest) -> nn.Module:
     if request.pretrained:
         raise WeightsError("lrnet has no upstream pretrained weights (the paper trains it from scratch); "
                            "set pretrained: false or give a local weights file")
+    from cxrbench_lrnet.model import LRNet
+
     p: LRNetParams = request.params  # validated by the core on every path
     return LRNet(
         num_classes=request.num_classes,

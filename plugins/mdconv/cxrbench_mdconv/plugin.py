@@ -1,15 +1,29 @@
-"""Registers ``mobilenetv2_mdconv`` and ``mobilenetv3_mdconv`` with cxrbench."""
+"""Registers ``mobilenetv2_mdconv`` and ``mobilenetv3_mdconv`` with cxrbench (torch-free: networks are imported when built)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from cxrbench.hookspecs import hookimpl
-from cxrbench.specs import ModelSpec
-from cxrbench_mdconv.models import (
-    MobileNetV2MDConvParams,
-    MobileNetV3MDConvParams,
-    build_mobilenetv2_mdconv,
-    build_mobilenetv3_mdconv,
-)
+from cxrbench.specs import BuildRequest, ModelSpec
+from cxrbench_mdconv.params import MobileNetV2MDConvParams, MobileNetV3MDConvParams
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch.nn as nn
+
+
+def build_mobilenetv2_mdconv(request: BuildRequest) -> nn.Module:
+    """:func:`cxrbench_mdconv.models.build_mobilenetv2_mdconv`, imported on call (it imports torch)."""
+    from cxrbench_mdconv import models
+
+    return models.build_mobilenetv2_mdconv(request)
+
+
+def build_mobilenetv3_mdconv(request: BuildRequest) -> nn.Module:
+    """:func:`cxrbench_mdconv.models.build_mobilenetv3_mdconv`, imported on call (it imports torch)."""
+    from cxrbench_mdconv import models
+
+    return models.build_mobilenetv3_mdconv(request)
 
 PAPER = ("Hu et al., Learning to Recognize Chest-Xray Images Faster and More Efficiently Based on "
          "Multi-Kernel Depthwise Convolution, IEEE Access 8, 2020, doi:10.1109/ACCESS.2020.2974242")

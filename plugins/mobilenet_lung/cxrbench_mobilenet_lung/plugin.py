@@ -1,17 +1,29 @@
-"""Registers ``mobilenet_ft`` and ``mobilenet_lung`` with cxrbench."""
+"""Registers ``mobilenet_ft`` and ``mobilenet_lung`` with cxrbench (torch-free: networks are imported when built)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from cxrbench.hookspecs import hookimpl
-from cxrbench.specs import ModelSpec
-from cxrbench_mobilenet_lung.models import (
-    CLASSIFIER,
-    FIRST_CONV,
-    MobileNetFTParams,
-    MobileNetLungParams,
-    build_mobilenet_ft,
-    build_mobilenet_lung,
-)
+from cxrbench.specs import BuildRequest, ModelSpec
+from cxrbench_mobilenet_lung.params import CLASSIFIER, FIRST_CONV, MobileNetFTParams, MobileNetLungParams
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch.nn as nn
+
+
+def build_mobilenet_ft(request: BuildRequest) -> nn.Module:
+    """:func:`cxrbench_mobilenet_lung.models.build_mobilenet_ft`, imported on call (it imports torch)."""
+    from cxrbench_mobilenet_lung import models
+
+    return models.build_mobilenet_ft(request)
+
+
+def build_mobilenet_lung(request: BuildRequest) -> nn.Module:
+    """:func:`cxrbench_mobilenet_lung.models.build_mobilenet_lung`, imported on call (it imports torch)."""
+    from cxrbench_mobilenet_lung import models
+
+    return models.build_mobilenet_lung(request)
 
 PAPER = ("Liu, Yu & Tan: Deep Learning for Lung Disease Classification Using Transfer Learning and a "
          "Customized CNN Architecture with Attention (MobileNet-Lung), arXiv:2408.13180")

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch.nn as nn
-from pydantic import BaseModel, ConfigDict, Field
 
 from cxrbench.errors import WeightsError
 from cxrbench.models.adapt import load_adapted, replace_first_conv
 from cxrbench.models.hub import torchvision_state_dict
 from cxrbench.specs import BuildRequest
 
-ImagenetVersion = Literal["IMAGENET1K_V1", "IMAGENET1K_V2"]
+from cxrbench_resnet_transfer.params import ImagenetVersion, ResNet50TransferParams  # noqa: F401 - re-exported
 
-
-class ResNet50TransferParams(BaseModel):
-    """Options of ``resnet50_transfer``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    imagenet_weights: ImagenetVersion = Field(
-        "IMAGENET1K_V1", description="torchvision weights loaded when pretrained: V1 (76.1 % top-1, the "
-        "classic `pretrained=True` the paper would have used) or V2 (80.9 %, newer recipe)")
 
 
 def build_resnet(request: BuildRequest, arch: str, version: str | None) -> nn.Module:

@@ -1,15 +1,36 @@
-"""Registers ``resnet50_transfer``, ``resnet18_scratch`` and ``resnet18_finetune`` with cxrbench."""
+"""Registers ``resnet50_transfer``, ``resnet18_scratch`` and ``resnet18_finetune`` with cxrbench (torch-free: networks are imported when built)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from cxrbench.hookspecs import hookimpl
-from cxrbench.specs import ModelSpec
-from cxrbench_resnet_transfer.models import (
-    ResNet50TransferParams,
-    build_resnet18_finetune,
-    build_resnet18_scratch,
-    build_resnet50_transfer,
-)
+from cxrbench.specs import BuildRequest, ModelSpec
+from cxrbench_resnet_transfer.params import ResNet50TransferParams
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch.nn as nn
+
+
+def build_resnet50_transfer(request: BuildRequest) -> nn.Module:
+    """:func:`cxrbench_resnet_transfer.models.build_resnet50_transfer`, imported on call (it imports torch)."""
+    from cxrbench_resnet_transfer import models
+
+    return models.build_resnet50_transfer(request)
+
+
+def build_resnet18_scratch(request: BuildRequest) -> nn.Module:
+    """:func:`cxrbench_resnet_transfer.models.build_resnet18_scratch`, imported on call (it imports torch)."""
+    from cxrbench_resnet_transfer import models
+
+    return models.build_resnet18_scratch(request)
+
+
+def build_resnet18_finetune(request: BuildRequest) -> nn.Module:
+    """:func:`cxrbench_resnet_transfer.models.build_resnet18_finetune`, imported on call (it imports torch)."""
+    from cxrbench_resnet_transfer import models
+
+    return models.build_resnet18_finetune(request)
 
 FENG = "Feng, Wu & Li: ImageNet-pretrained ResNet50 transfer learning for normal / bacterial / viral pneumonia"
 COURSE = "ResNet-18 from scratch vs fine-tuned for pneumonia on ChestX-ray2017 (course report)"
