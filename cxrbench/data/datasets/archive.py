@@ -11,10 +11,9 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
 from cxrbench.data.datasets.common import is_debris, match_classes
 from cxrbench.data.dicom import DicomHeader, read_dicom_header
@@ -22,12 +21,16 @@ from cxrbench.data.images import default_workers
 from cxrbench.data.label_space import canonical, key, select_classes
 from cxrbench.errors import DatasetError
 
+if TYPE_CHECKING:  # pandas is imported on load only: listing datasets stays fast
+    import pandas as pd
+
 
 def read_csv(dataset: str, path: Path, required: Sequence[str]) -> pd.DataFrame:
     """``path`` as strings (no NaN conversion), column names stripped (SIIM's ``" EncodedPixels"``).
 
     Raises a DatasetError naming the file when it cannot be read or lacks a ``required`` column.
     """
+    import pandas as pd
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, low_memory=False)
     except Exception as exc:  # noqa: BLE001 - pandas raises many types

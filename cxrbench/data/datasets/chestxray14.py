@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -13,6 +14,9 @@ from cxrbench.data.label_space import missing_note, requested_classes, select_cl
 from cxrbench.data.loading import missing_data_error
 from cxrbench.errors import DatasetError
 from cxrbench.specs import DatasetSpec, DataRequest, SampleTable
+
+if TYPE_CHECKING:  # pandas is imported on load only: listing datasets stays fast
+    import pandas as pd
 
 NAME = "chestxray14"
 FINDINGS = ("Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",

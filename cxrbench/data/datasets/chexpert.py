@@ -8,18 +8,22 @@ the root itself. Labels and the uncertainty policy: :mod:`cxrbench.data.datasets
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import os
 import re
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from cxrbench.data.datasets.chexpert_labels import LabelerOptions, check_columns, concat, labelled_table, read_labels
 from cxrbench.data.datasets.common import file_table
 from cxrbench.data.loading import missing_data_error
 from cxrbench.errors import DatasetError
 from cxrbench.specs import DatasetSpec, DataRequest, SampleTable
+
+if TYPE_CHECKING:  # pandas is imported on load only: listing datasets stays fast
+    import pandas as pd
 
 NAME = "chexpert"
 CSVS = (("train", "train.csv"), ("test", "valid.csv"))
@@ -51,6 +55,7 @@ def relative_paths(base: Path, paths: pd.Series) -> pd.Series:
 
 
 def _read(base: Path, fname: str) -> pd.DataFrame:
+    import pandas as pd
     path = base / fname
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -63,6 +68,7 @@ def _read(base: Path, fname: str) -> pd.DataFrame:
 
 def load(request: DataRequest) -> SampleTable:
     """Rows of CheXpert (see ``SPEC.layout``): one per image, labels in the suite's class order."""
+    import pandas as pd
     opts: ChexpertOptions = request.options  # type: ignore[assignment]
     root = request.root
     assert root is not None  # SPEC.default_folder is set

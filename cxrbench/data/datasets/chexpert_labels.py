@@ -11,15 +11,17 @@ apart in ``SampleTable.label_uncertain`` whatever the policy, for ``describe``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from cxrbench.data.label_space import archive_name, missing_note, requested_classes, select_classes
 from cxrbench.errors import DatasetError
 from cxrbench.specs import SampleTable
+
+if TYPE_CHECKING:  # pandas is imported on load only: listing datasets stays fast
+    import pandas as pd
 
 OBSERVATIONS: tuple[str, ...] = (
     "No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion", "Edema",

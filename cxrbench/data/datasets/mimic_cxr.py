@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import Field
 
 from cxrbench.data.datasets.chexpert_labels import LabelerOptions, check_columns, labelled_table, read_labels
@@ -23,6 +22,9 @@ from cxrbench.data.datasets.common import file_table
 from cxrbench.data.loading import missing_data_error
 from cxrbench.errors import DatasetError
 from cxrbench.specs import DatasetSpec, DataRequest, SampleTable
+
+if TYPE_CHECKING:  # pandas is imported on load only: listing datasets stays fast
+    import pandas as pd
 
 NAME = "mimic_cxr"
 PREFIX = "mimic-cxr-2.0.0-"
@@ -49,6 +51,7 @@ def find_csv(root: Path, kind: str) -> Path | None:
 
 
 def _read(root: Path, kind: str, columns: tuple[str, ...]) -> tuple[pd.DataFrame, Path]:
+    import pandas as pd
     path = find_csv(root, kind)
     if path is None:
         raise DatasetError(f"dataset {NAME!r}: {root} has no {PREFIX}{kind}.csv(.gz)")
