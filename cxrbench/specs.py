@@ -123,6 +123,11 @@ class ModelSpec:
         """``classifier`` and the ``extra_heads``."""
         return (self.classifier, *self.extra_heads)
 
+    @property
+    def architecture(self) -> str:
+        """The network this spec builds: ``alias_of`` when set, else its own name."""
+        return self.alias_of or self.name
+
 
 @dataclass(frozen=True)
 class ModelNamespaceSpec:
@@ -139,11 +144,6 @@ class ModelNamespaceSpec:
     names: Callable[[], list[dict[str, Any]]]
     description: str = ""
     plugin: str = ""
-
-    @property
-    def architecture(self) -> str:
-        """The network this spec builds: ``alias_of`` when set, else its own name."""
-        return self.alias_of or self.name
 
 
 class NoOptions(BaseModel):
