@@ -7,8 +7,8 @@ PLUGINS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
 PLUGIN_META := $(wildcard plugins/*/pyproject.toml)
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
-# Test and optional runtimes (ONNX Runtime, Grad-CAM, Ray, MedMNIST, DICOM) are only needed by `make test`.
-DEV_EXTRAS := test,edge,report,ray,medmnist,dicom
+# Test and optional runtimes (ONNX Runtime, Grad-CAM, Ray, MedMNIST, DICOM, kornia) are only needed by `make test`.
+DEV_EXTRAS := test,edge,report,ray,medmnist,dicom,gpu
 
 .PHONY: install install-dev demo test bench clean-results gpu-wheels
 
