@@ -69,15 +69,13 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def run_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Load the runtime, then per batch size: first call, warm-up, timed chunks. Returns JSON-able results."""
+def _setup_process(job: dict[str, Any]) -> tuple[int, str, Any, list[int] | None]:
+    """The timing process's settings for ``job``: torch threads (intra-op = the job's, inter-op 1),
+    flushed denormals, a settled allocator when asked. Returns (threads, device, config, pinned cpus)."""
     import torch
 
-    from cxrbench.profiling.calibration import matmul_gflops
+    from cxrbench.profiling.latency import settle_allocator
     from cxrbench.suite.latency import LatencyConfig
-    from cxrbench.profiling.latency import CpuMeter, cpu_step, cuda_step, measure, settle_allocator
-    from cxrbench.profiling.runtimes import resolve
-    from cxrbench.profiling.runtimes.base import LoadContext
 
     threads, device = int(job["threads"]), job["device"]
     cfg = LatencyConfig.model_validate(job["config"])
@@ -87,6 +85,19 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     if cfg.settle_allocator:
         settle_allocator()
+    return threads, device, cfg, cpus
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Load the runtime, then per batch size: first call, warm-up, timed chunks. Returns JSON-able results."""
+    import torch
+
+    from cxrbench.profiling.calibration import matmul_gflops
+    from cxrbench.profiling.latency import CpuMeter, cpu_step, cuda_step, measure
+    from cxrbench.profiling.runtimes import resolve
+    from cxrbench.profiling.runtimes.base import LoadContext
+
+    threads, device, cfg, cpus = _setup_process(job)
     out: dict[str, Any] = {"threads": threads, "cpus": cpus, "device": device,
                            "torch_threads": torch.get_num_threads(), "baseline_rss_bytes": rss_bytes()}
     calib = (lambda: matmul_gflops(cfg.calibration_size, cfg.calibration_repeats, device)) if cfg.calibration else None
@@ -135,20 +146,12 @@ def run_paired_job(job: dict[str, Any]) -> dict[str, Any]:
     (:func:`cxrbench.profiling.paired.interleave`). Returns each batch's chunks of both."""
     import torch
 
-    from cxrbench.profiling.latency import CpuMeter, cpu_step, cuda_step, settle_allocator
+    from cxrbench.profiling.latency import CpuMeter, cpu_step, cuda_step
     from cxrbench.profiling.paired import interleave
     from cxrbench.profiling.runtimes import resolve
     from cxrbench.profiling.runtimes.base import LoadContext
-    from cxrbench.suite.latency import LatencyConfig
 
-    threads, device = int(job["threads"]), job["device"]
-    cfg = LatencyConfig.model_validate(job["config"])
-    torch.set_num_threads(threads)
-    torch.set_num_interop_threads(1)
-    torch.set_flush_denormal(True)
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    if cfg.settle_allocator:
-        settle_allocator()
+    threads, device, cfg, cpus = _setup_process(job)
     loaded = [resolve(b["load"])(LoadContext(payload=b["payload"], threads=threads, device=device))
               for b in job["backends"]]
     meter = CpuMeter.available(cpus)
