@@ -252,3 +252,19 @@ def test_every_baseline_passes_the_conformance_check(name):
     from cxrbench.testing import check_model_spec
 
     check_model_spec(SPECS[name])
+
+
+def test_weights_without_module_versions_load_into_mnasnet():
+    """torchvision's MNASNet needs its module version when loading: a plain dict (a file saved by
+    hand, or read back without ``_metadata``) gets the model's own versions and loads exactly."""
+    import torchvision
+
+    from cxrbench.models.adapt import load_adapted
+
+    src = torchvision.models.mnasnet0_5(num_classes=2).eval()
+    plain = {k: v.clone() for k, v in src.state_dict().items()}  # no _metadata
+    dst = torchvision.models.mnasnet0_5(num_classes=2).eval()
+    load_adapted(dst, plain, classifier="classifier.1", first_conv="layers.0", source="test")
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(dst(x), src(x))

@@ -7,6 +7,7 @@ weights file, so both paths follow the same rules.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from typing import Mapping, Sequence
 
 import torch
@@ -128,5 +129,12 @@ def load_adapted(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, cl
                            "(only the classifier and the first conv's input channels are adapted)")
     for k, v in own.items():
         sd.setdefault(k, v)
-    model.load_state_dict(sd, strict=True)
+    # Module versions (``_metadata``) drive some modules' loading (torchvision's MNASNet refuses a
+    # state dict without its version): the file's when it kept them, else the model's own.
+    metadata = getattr(state_dict, "_metadata", None)
+    if metadata is not None and any(k.startswith("module.") for k in metadata):
+        metadata = None  # recorded under the DataParallel prefix stripped above
+    loadable = OrderedDict(sd)
+    loadable._metadata = metadata if metadata is not None else getattr(own, "_metadata", None)  # type: ignore[attr-defined]
+    model.load_state_dict(loadable, strict=True)
     return adapted
