@@ -37,7 +37,8 @@ SYNONYMS: dict[str, str] = {
 
 
 def key(name: str) -> str:
-    """Case-, space-, underscore- and hyphen-insensitive form of a label name."""
+    """Case-, space-, underscore- and hyphen-insensitive form of a label, class or folder name (the
+    one matching rule: :func:`cxrbench.data.datasets.common.norm` is this function)."""
     return re.sub(r"[^0-9a-z]", "", name.lower())
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -15,6 +14,7 @@ import numpy as np
 
 from cxrbench.data.dicom import DICOM_EXTENSIONS, is_dicom_path
 from cxrbench.data.images import FileImages
+from cxrbench.data.label_space import key as norm  # the one name-matching rule (classes, folders, labels)
 from cxrbench.errors import DatasetError
 from cxrbench.specs import SampleTable
 
@@ -25,10 +25,6 @@ def is_debris(name: str) -> bool:
     """macOS/Windows archive debris (``__MACOSX``, ``.DS_Store``, ``._x.jpeg``, ``Thumbs.db``)."""
     return name.startswith(".") or name == "__MACOSX" or name.lower() in ("thumbs.db", "desktop.ini")
 
-
-def norm(name: str) -> str:
-    """Case-, space-, underscore- and hyphen-insensitive form of a class or folder name."""
-    return re.sub(r"[^0-9a-z]", "", name.lower())
 
 
 def subdirs(folder: Path) -> list[Path]:
