@@ -46,12 +46,16 @@ class BuildRequest:
 
 @dataclass(frozen=True)
 class ModelInput:
-    """The input a model's weights were trained on, applied by the core instead of the suite's.
+    """The input a model's weights were trained on: the one place a model declares its preprocessing.
 
     ``mean``/``std`` are per channel in [0, 1] units, as ``input.normalization`` (the model sees
-    ``(x / 255 - mean) / std``); ``channels``/``image_size`` are what its pretrained weights need
-    (a suite with other values is refused before any work when the model is pretrained or given
-    ``weights:``). None = the suite's setting. ``name`` is how run records name the mapping.
+    ``(x / 255 - mean) / std``; RGB values serve a 1-channel suite by their average). ``required``:
+    the weights need this intensity mapping whatever the suite says (TorchXRayVision's [-1024, 1024]);
+    otherwise they are the model's preferred statistics (timm's ``pretrained_cfg``, torchvision's
+    weights' transforms), used when the suite asks for ``input.normalization: model``.
+    ``channels``/``image_size`` are what its pretrained weights need (a suite with other values is
+    refused before any work when the model is pretrained or given ``weights:``). None = the suite's
+    setting. ``name`` is how run records name the mapping.
     """
 
     channels: int | None = None
@@ -59,6 +63,7 @@ class ModelInput:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     name: str = ""
+    required: bool = True
 
     def stats(self, channels: int) -> tuple[list[float], list[float]] | None:
         """``(mean, std)`` for ``channels`` input channels (one value repeated), or None when not declared."""
@@ -95,7 +100,8 @@ class ModelSpec:
     weights_license: str = "none (random init)"
     supports_pretrained: bool = False
     input: ModelInput | None = None
-    """The preprocessing the model's weights need (channels, size, intensity mapping); None = the suite's."""
+    """The preprocessing the model's weights need or prefer (channels, size, intensity mapping); None = the
+    suite's (``input.normalization: model`` then means ImageNet's statistics)."""
     head_labels: tuple[str, ...] = ()
     """The pretrained head's outputs in order, in the vocabulary of :mod:`cxrbench.data.label_space`
     (``""`` for an output the weights never trained). Non-empty: the builder maps that head onto a
@@ -109,11 +115,6 @@ class ModelSpec:
     fixed_input_size: int | None = None
     """The only input size the network takes (e.g. a ViT whose builder cannot resize its position
     embedding); the suite check refuses any other ``input.image_size`` before any work."""
-    mean: tuple[float, ...] | None = None
-    """The model's own per-channel input mean (RGB, in [0, 1]) for ``input.normalization: model``;
-    None: ImageNet's."""
-    std: tuple[float, ...] | None = None
-    """The model's own per-channel input std (with ``mean``)."""
     extra_heads: tuple[str, ...] = ()
     """Further classification layers besides ``classifier`` (a distilled model's ``head_dist``): re-initialised
     with it on a head change and trained with it under ``freeze: backbone``."""

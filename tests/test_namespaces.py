@@ -89,12 +89,13 @@ def test_timm_spec_comes_from_pretrained_cfg_and_feature_info():
     assert (spec.classifier, spec.first_conv) == ("fc", "conv1")
     assert spec.stages == tuple(f["module"] for f in ref.feature_info) == ("act1", "layer1", "layer2", "layer3",
                                                                            "layer4")
-    assert spec.cam_layer == "layer4" and spec.mean == (0.485, 0.456, 0.406) and spec.supports_pretrained
+    assert spec.cam_layer == "layer4" and spec.input.mean == (0.485, 0.456, 0.406) and spec.supports_pretrained
+    assert not spec.input.required  # preferred statistics: applied only with input.normalization: model
     assert reg.model("timm:resnet18") is spec  # resolved once
     vit = reg.model("timm:vit_tiny_patch16_224")
     assert (vit.classifier, vit.first_conv, vit.fixed_input_size, vit.cam_layer) == ("head", "patch_embed.proj",
                                                                                        None, None)
-    assert vit.mean == (0.5, 0.5, 0.5) and len(vit.stages) == 12
+    assert vit.input.mean == (0.5, 0.5, 0.5) and len(vit.stages) == 12
     with pytest.raises(UnknownNameError, match="did you mean timm:convnext_tiny"):
         reg.model("timm:convnxt_tiny")
 
@@ -160,7 +161,7 @@ def test_hf_hub_model_from_the_local_cache(monkeypatch, tmp_path):
     src = timm.create_model("test_resnet", num_classes=5)
     _fake_hub_repo(tmp_path, "lab/tiny", "test_resnet", src.state_dict())
     spec = Registry(*load_plugin_manager()).model("hf-hub:lab/tiny")
-    assert (spec.classifier, spec.first_conv, spec.default_input_size, spec.mean) == ("fc", "conv1.0", 64,
+    assert (spec.classifier, spec.first_conv, spec.default_input_size, spec.input.mean) == ("fc", "conv1.0", 64,
                                                                                       (0.1, 0.2, 0.3))
     model = build_model(spec, num_classes=2, in_chans=1, pretrained=True)
     got = model.state_dict()
@@ -234,7 +235,7 @@ def test_namespaced_models_run_end_to_end_next_to_a_builtin(suite_file, tmp_path
         assert rec.cost["params"] == sum(p.numel() for p in fresh.parameters()), rec.model
         assert rec.cost["macs"] > 0, rec.model
         norm = rec.input
-        expected = np.mean(spec.mean) if spec.mean else np.mean((0.485, 0.456, 0.406))
+        expected = np.mean(spec.input.mean) if spec.input else np.mean((0.485, 0.456, 0.406))
         assert norm["mean"] == pytest.approx([expected]) and len(norm["std"]) == 1, rec.model
         pred = pd.read_csv(outcome.store.dir / rec.predictions_path)
         assert len(pred) == rec.n_test and {"prob_normal", "prob_pneumonia"} <= set(pred.columns)
@@ -242,7 +243,7 @@ def test_namespaced_models_run_end_to_end_next_to_a_builtin(suite_file, tmp_path
         assert rec.metrics["accuracy"] == pytest.approx(accuracy_score(y, yhat))
         assert rec.metrics["f1"] == pytest.approx(f1_score(y, yhat, zero_division=0))
         assert rec.metrics["roc_auc"] == pytest.approx(roc_auc_score(y, pred.prob_pneumonia))
-    assert reg.model("timm:test_vit").mean == (0.5, 0.5, 0.5)
+    assert reg.model("timm:test_vit").input.mean == (0.5, 0.5, 0.5)
     from cxrbench.leaderboard.table import build_boards, load_runs
 
     (board,) = build_boards(load_runs(tmp_path / "res"))
@@ -284,3 +285,24 @@ def test_a_plugin_registers_a_namespace_through_the_hook():
     with pytest.raises(UnknownNameError, match="unknown model 'nons:x'"):
         reg.model("nons:x")
     assert reg.portable(models=["toy:big", "lenet"]).models.keys() == {"toy:big", "lenet"}
+
+
+def test_preferred_statistics_apply_only_when_asked_and_required_ones_always(suite_file):
+    """One declaration (``ModelSpec.input``), two strengths: a timm model's pretrained_cfg statistics
+    (``required=False``) feed it only under ``input.normalization: model``; a required mapping always."""
+    from dataclasses import replace
+
+    from cxrbench.engine.batches import model_input_for
+    from cxrbench.specs import ModelInput
+    from cxrbench.suite.loader import load_suite
+
+    spec = Registry(*load_plugin_manager()).model("timm:resnet18")
+    plain = load_suite(suite_file())  # input.normalization: dataset, 1 channel
+    asked = load_suite(suite_file(), ["input.normalization=model"])
+    assert model_input_for(plain, spec) is None
+    got = model_input_for(asked, spec)
+    assert got.mean == pytest.approx((np.mean((0.485, 0.456, 0.406)),))
+    assert got.std == pytest.approx((np.mean((0.229, 0.224, 0.225)),))
+    required = replace(spec, input=ModelInput(mean=(0.5,), std=(0.25,), name="fixed range"))
+    assert model_input_for(plain, required) is required.input and model_input_for(asked, required) is required.input
+    assert model_input_for(asked, replace(spec, input=None)).mean == got.mean  # ImageNet's when none declared

@@ -188,13 +188,18 @@ def make_batches(suite: Suite, data: PreparedData,
 
 
 def model_input_for(suite: Suite, spec: ModelSpec) -> ModelInput | None:
-    """What ``spec`` is fed: its declared ``input`` (always applied, e.g. TorchXRayVision's), else with
-    ``input.normalization: model`` its own mean/std (timm pretrained_cfg, torchvision weights' transforms;
-    ImageNet's when it declares none, :func:`cxrbench.data.transforms.model_normalization`), else None."""
+    """What ``spec`` is fed: its declared ``input`` when ``required`` (e.g. TorchXRayVision's range);
+    with ``input.normalization: model`` its preferred mean/std (timm pretrained_cfg, torchvision weights'
+    transforms; ImageNet's when it declares none, :func:`cxrbench.data.transforms.model_normalization`);
+    else the suite's statistics (None, or the declaration's channels/size without statistics)."""
     from cxrbench.specs import ModelInput
 
     declared = spec.input
-    if declared is not None and declared.stats(suite.input.channels) is not None or suite.input.normalization != "model":
+    if declared is not None and declared.required and declared.stats(suite.input.channels) is not None:
         return declared
-    mean, std, source = model_normalization(spec.mean, spec.std, suite.input.channels)
-    return ModelInput(mean=tuple(mean), std=tuple(std), name=f"{spec.name} ({source})")
+    if suite.input.normalization != "model":
+        return declared if declared is not None and declared.required else None
+    own = declared or ModelInput()
+    mean, std, source = model_normalization(own.mean, own.std, suite.input.channels)
+    return ModelInput(channels=own.channels, image_size=own.image_size, mean=tuple(mean), std=tuple(std),
+                      name=f"{spec.name} ({source})")

@@ -15,7 +15,7 @@ import torch.nn as nn
 from pydantic import BaseModel, ConfigDict, Field
 
 from cxrbench.errors import UnknownNameError, WeightsError
-from cxrbench.specs import BuildRequest, ModelSpec
+from cxrbench.specs import BuildRequest, ModelInput, ModelSpec
 
 TIMM_NOTE = ("timm `{arch}` resolved from its pretrained config and feature_info; timm adapts the first conv "
              "(in_chans) and the head (num_classes) itself; dropout -> drop_rate.")
@@ -155,8 +155,9 @@ def timm_spec(arch_name: str, *, full_name: str | None = None, plugin_cfg: dict[
         default_input_size=size, params_schema=TimmParams, classifier=classifier, first_conv=first_conv,
         stages=stages, cam_layer=cam, weights_license=f"{cfg.get('license') or 'unknown'} (timm {arch_name})",
         supports_pretrained=has_weights, notes=notes, fixed_input_size=fixed, extra_heads=extra,
-        mean=tuple(float(v) for v in cfg["mean"]) if cfg.get("mean") else None,
-        std=tuple(float(v) for v in cfg["std"]) if cfg.get("std") else None,
+        input=ModelInput(mean=tuple(float(v) for v in cfg["mean"]), std=tuple(float(v) for v in cfg["std"]),
+                         required=False)
+        if cfg.get("mean") and cfg.get("std") else None,
     )
 
 

@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from cxrbench.errors import UnknownNameError
 from cxrbench.models.baselines import torchvision_builder
-from cxrbench.specs import ModelSpec
+from cxrbench.specs import ModelInput, ModelSpec
 
 AUX = {"googlenet": {"aux_logits": False, "init_weights": True}, "inception_v3": {"aux_logits": False, "init_weights": True}}
 """Constructor arguments that make a network return plain logits in train mode too."""
@@ -97,10 +97,11 @@ def torchvision_spec(arch: str) -> ModelSpec:
                                f"(`cxrbench models --namespace torchvision` lists {len(known)})")
     conv = conventions(_meta(arch))
     weights = list(tvm.get_model_weights(arch))
-    mean = std = None
+    own_input = None
     if weights:
         t = weights[0].transforms()
-        mean, std = tuple(float(v) for v in t.mean), tuple(float(v) for v in t.std)
+        own_input = ModelInput(mean=tuple(float(v) for v in t.mean), std=tuple(float(v) for v in t.std),
+                               required=False)
     dropout_arg = "dropout" if _accepts_dropout(arch) else None
     relu_head = "classifier.2" if arch.startswith("squeezenet") else None
     fixed = 224 if arch.startswith(("vit_", "maxvit")) else None  # ViTs check the size; MaxViT's partitions fit 224
@@ -119,5 +120,5 @@ def torchvision_spec(arch: str) -> ModelSpec:
         classifier=str(conv["classifier"]), first_conv=conv["first_conv"], stages=conv["stages"],  # type: ignore[arg-type]
         cam_layer=conv["cam_layer"], weights_license="BSD-3-Clause (torchvision weights)" if weights else
         "none (random init)", supports_pretrained=bool(weights), notes=notes, fixed_input_size=fixed,
-        mean=mean, std=std,
+        input=own_input,
     )
