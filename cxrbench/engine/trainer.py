@@ -44,6 +44,32 @@ def make_schedule(cfg: ScheduleConfig, opt: torch.optim.Optimizer, epochs: int):
     return None
 
 
+class LinearWarmup:
+    """``schedule.warmup_epochs``: scale each group's lr by ``(step + 1) / steps`` over the first
+    ``steps`` optimisation steps. It works on top of the per-epoch schedule: :meth:`end_epoch` puts the
+    schedule's own value back before that schedule steps, so the schedule is unchanged after warm-up."""
+
+    def __init__(self, opt: torch.optim.Optimizer, steps: int):
+        self.opt, self.steps, self.step = opt, steps, 0
+        self._base: list[float] | None = None
+
+    def before_step(self) -> None:
+        """Set the warm-up lr of the coming step (no-op once warm-up is over)."""
+        if self.step < self.steps:
+            if self._base is None:
+                self._base = [g["lr"] for g in self.opt.param_groups]
+            for g, base in zip(self.opt.param_groups, self._base):
+                g["lr"] = base * (self.step + 1) / self.steps
+        self.step += 1
+
+    def end_epoch(self) -> None:
+        """Restore the schedule's lr (call before the per-epoch schedule steps)."""
+        if self._base is not None:
+            for g, base in zip(self.opt.param_groups, self._base):
+                g["lr"] = base
+            self._base = None
+
+
 class MaskedBCEWithLogits(nn.Module):
     """BCE-with-logits averaged over the *known* label entries: a NaN target (not annotated, see
     :func:`cxrbench.engine.batches.label_tensor`) has weight 0; a batch with none known gives 0.
@@ -92,6 +118,7 @@ class Trainer:
         self.compile_status = "on" if train_cfg.compile else "off"
         self._forward: Callable[[torch.Tensor], torch.Tensor] = model
         self._compiled_ok = not train_cfg.compile
+        self._warmup: LinearWarmup | None = None
 
     def runtime(self) -> dict[str, Any]:
         """How this job ran on its device (recorded with every job): precision, resampler, loader, compile."""
@@ -143,6 +170,9 @@ class Trainer:
             raise ValueError("the model has no trainable parameters (check its freeze policy)")
         opt = make_optimizer(cfg.optimizer, params)
         sched = make_schedule(cfg.schedule, opt, cfg.epochs)
+        steps_per_epoch = self.data.n_batches(len(self.fold.train), cfg.batch_size, cfg.max_steps_per_epoch)
+        self._warmup = (LinearWarmup(opt, math.ceil(cfg.schedule.warmup_epochs * steps_per_epoch))
+                        if cfg.schedule.warmup_epochs > 0 else None)
         scaler = torch.amp.GradScaler(self.device.type) if self.precision.scaler else None
         result = FitResult()
         best_value, best_state, waited = None, None, 0
@@ -151,6 +181,8 @@ class Trainer:
         for epoch in range(1, cfg.epochs + 1):
             lr = opt.param_groups[0]["lr"]
             train_loss = self._train_epoch(model, opt, scaler, gen, epoch)
+            if self._warmup is not None:
+                self._warmup.end_epoch()
             self.recalibrate_bn()
             logs: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss, "lr": lr}
             if has_val:
@@ -215,6 +247,8 @@ class Trainer:
     def _step(self, model: nn.Module, opt: torch.optim.Optimizer, scaler, x: torch.Tensor,
               y: torch.Tensor) -> torch.Tensor:
         """One optimisation step; the first compiled step falls back to eager if compilation fails."""
+        if self._warmup is not None:
+            self._warmup.before_step()
         if not self._compiled_ok:
             try:
                 loss = self._backward(opt, scaler, x, y)

@@ -244,6 +244,9 @@ def protocol_hash(suite: Suite, runtime: dict[str, str] | None = None) -> str:
         data["metrics"] = {k: v for k, v in data["metrics"].items() if k != "threshold"}
     if not data.get("train", {}).get("bn_recalibration"):
         data["train"] = {k: v for k, v in data["train"].items() if k != "bn_recalibration"}
+    schedule = data.get("train", {}).get("schedule", {})
+    if not schedule.get("warmup_epochs"):
+        schedule.pop("warmup_epochs", None)
     if suite.profile.only:  # untrained profiles never resume or merge with a training run of the suite
         data["profile_only"] = True
     return sha256_of(data)

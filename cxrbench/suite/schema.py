@@ -150,6 +150,10 @@ class ScheduleConfig(Strict):
     step_size: int = Field(10, ge=1, description="step: epochs between decays.")
     gamma: float = Field(0.1, gt=0, le=1, description="step: decay factor.")
     min_lr: float = Field(0.0, ge=0, description="cosine: final learning rate.")
+    warmup_epochs: float = Field(0.0, ge=0, description=(
+        "Linear warm-up over this many epochs' steps (fractions allowed), from lr/steps up to the schedule's "
+        "lr, then the schedule as usual; 0 = none. Networks trained from scratch with Adam at a high lr "
+        "otherwise blow up their first steps (huge logits, dead ReLUs)."))
 
 
 class EarlyStopping(Strict):
