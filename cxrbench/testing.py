@@ -10,7 +10,9 @@ In a plugin's test suite::
         check_dataset_spec(my_plugin.MY_DATASET, root=make_tiny_copy(tmp_path), options={"x": 1})
 
 Each check raises :class:`AssertionError` with a message naming the spec and what is wrong.
-About 420 lines because the model and the dataset checks stay in one module, the one plugin authors import.
+:func:`one_thread` is an autouse fixture a plugin's ``conftest.py`` imports (``from cxrbench.testing
+import one_thread``) to run its tests on one intra-op thread.
+About 440 lines because the model and the dataset checks stay in one module, the one plugin authors import.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any, Mapping, Sequence, get_args
 
 import numpy as np
 import pluggy
+import pytest
 import torch
 import torch.nn as nn
 from pydantic import BaseModel, ValidationError
@@ -243,6 +246,16 @@ def check_model_spec(spec: ModelSpec, num_classes: Sequence[int] = (2, 3, 14), i
     finally:
         torch.random.set_rng_state(generator_state)
         torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Each test on one intra-op thread (on a shared 2-core machine OpenMP spinning makes small models
+    up to 10x slower with 2 threads than with 1); the previous count is restored after the test."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def check_plugin(module_or_plugin: Any, **kwargs: Any) -> list[str]:

@@ -144,3 +144,10 @@ def test_registered():
 
     reset_registry()
     assert get_registry().models["lrnet"].plugin == "lrnet"
+
+
+def test_tests_run_on_one_thread():
+    """The core's shared autouse fixture, imported by this plugin's conftest, is active."""
+    import torch
+
+    assert torch.get_num_threads() == 1
