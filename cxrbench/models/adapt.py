@@ -63,6 +63,29 @@ def _short(keys: list[str]) -> str:
     return ", ".join(keys[:_MAX_KEYS_SHOWN]) + more
 
 
+def _unwrapped(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The state dict without a DataParallel ``module.`` prefix."""
+    sd = dict(state_dict)
+    if sd and all(k.startswith("module.") for k in sd):
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    return sd
+
+
+def _unfit_head_keys(sd: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor], head: str) -> list[str]:
+    return [k for k in sd if k.startswith(head + ".") and k in own and _shape(sd[k]) != _shape(own[k])]
+
+
+def _absent_head_keys(sd: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor], head: str) -> list[str]:
+    return [k for k in own if k.startswith(head + ".") and k not in sd]
+
+
+def heads_from_file(model: nn.Module, state_dict: Mapping[str, torch.Tensor], heads: Sequence[str]) -> list[str]:
+    """The heads :func:`load_adapted` takes from ``state_dict`` as they are (present, same shapes); the
+    others keep the model's fresh values."""
+    sd, own = _unwrapped(state_dict), model.state_dict()
+    return [h for h in heads if not _unfit_head_keys(sd, own, h) and not _absent_head_keys(sd, own, h)]
+
+
 def load_adapted(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, classifier: str | Sequence[str],
                  first_conv: str | None, source: str) -> list[str]:
     """Load ``state_dict`` into ``model``, adapting the head and the first conv; return what was adapted.
@@ -76,21 +99,19 @@ def load_adapted(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, cl
     converted like it when their input channels differ the same way.
     A ``module.`` prefix (DataParallel) is stripped; ``num_batches_tracked`` may be absent.
     """
-    sd = dict(state_dict)
-    if sd and all(k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
+    sd = _unwrapped(state_dict)
     own = model.state_dict()
     adapted: list[str] = []
 
     for classifier in ([classifier] if isinstance(classifier, str) else list(classifier)):
-        head = [k for k in sd if k.startswith(classifier + ".") and k in own and _shape(sd[k]) != _shape(own[k])]
+        head = _unfit_head_keys(sd, own, classifier)
         if head:
             w = f"{classifier}.weight"
             detail = f" ({_shape(sd[w])} -> {_shape(own[w])})" if w in head else ""
             adapted.append(f"re-initialised classifier {classifier!r}{detail}")
             for k in head:
                 sd[k] = own[k]
-        headless = [k for k in own if k.startswith(classifier + ".") and k not in sd]
+        headless = _absent_head_keys(sd, own, classifier)
         if headless:
             adapted.append(f"kept the fresh classifier {classifier!r} (absent from the weights)")
             for k in headless:
@@ -138,3 +159,31 @@ def load_adapted(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, cl
     loadable._metadata = metadata if metadata is not None else getattr(own, "_metadata", None)  # type: ignore[attr-defined]
     model.load_state_dict(loadable, strict=True)
     return adapted
+
+
+HEAD_INIT_STD = 0.01
+"""``train.head_init: normal``: the std of a fresh head's weights (torchvision's MobileNet and SqueezeNet heads)."""
+
+
+def init_heads(model: nn.Module, heads: Sequence[str], skip: Sequence[str] = ()) -> list[str]:
+    """Re-draw the weights of every Linear/Conv layer under ``heads`` (dotted paths) from N(0, 0.01²)
+    with zero biases, except the heads in ``skip``; return the heads re-drawn.
+
+    One head initialisation for every architecture (``train.head_init: normal``): libraries scale theirs
+    differently, e.g. timm's MobileNet/EfficientNet heads draw U(±1/sqrt(num_classes)), which for two
+    classes starts training from logits of std ~3 and makes the first steps blow up.
+    """
+    done = []
+    for path in heads:
+        if path in skip:
+            continue
+        head = model.get_submodule(path)
+        layers = [m for m in head.modules() if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv1d))]
+        with torch.no_grad():
+            for m in layers:
+                nn.init.normal_(m.weight, 0.0, HEAD_INIT_STD)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        if layers:
+            done.append(path)
+    return done

@@ -28,7 +28,7 @@ import torch.nn as nn
 from pydantic import BaseModel, ValidationError
 
 from cxrbench.errors import SuiteError, WeightsError
-from cxrbench.models.adapt import load_adapted
+from cxrbench.models.adapt import heads_from_file, init_heads, load_adapted
 from cxrbench.specs import BuildRequest, ModelSpec
 
 log = logging.getLogger("cxrbench.models")
@@ -38,8 +38,10 @@ _FROZEN_ATTR = "_cxrbench_frozen"
 
 
 def create_model(spec: ModelSpec, request: BuildRequest, weights: str | None = None,
-                 freeze: str = "none") -> nn.Module:
-    """Build ``spec`` for ``request``, load a local ``weights`` file and apply ``freeze``.
+                 freeze: str = "none", head_init: str = "model") -> nn.Module:
+    """Build ``spec`` for ``request``, load a local ``weights`` file, initialise fresh heads the
+    protocol's way (``head_init``: ``model`` keeps the builder's, ``normal`` see
+    :func:`cxrbench.models.adapt.init_heads`) and apply ``freeze``.
 
     With ``weights`` the model is built without upstream weights, then the file is loaded with the
     classifier re-initialised when its shape differs and the first conv adapted to ``in_chans``
@@ -52,12 +54,16 @@ def create_model(spec: ModelSpec, request: BuildRequest, weights: str | None = N
             log.info("%s: local weights %s take precedence over pretrained=True", spec.name, weights)
         request = replace(request, pretrained=False)
     model = spec.build(request)
+    loaded_heads: list[str] = []
     if weights is not None:
         state = read_state_dict(weights)
+        loaded_heads = heads_from_file(model, state, spec.heads)
         adapted = load_adapted(model, state, classifier=spec.heads, first_conv=spec.first_conv,
                                source=str(weights))
         log.info("%s: loaded weights from %s (%s)", spec.name, weights,
                  "; ".join(adapted) if adapted else "no adaptation needed")
+    if head_init == "normal" and not request.zero_shot:  # a head the weights file or zero-shot supplies stays
+        init_heads(model, spec.heads, skip=loaded_heads)
     apply_freeze(model, spec, policy)
     return model
 
@@ -185,11 +191,11 @@ def build_request(spec: ModelSpec, *, num_classes: int, in_chans: int = 3, task:
                         classes=tuple(classes), zero_shot=zero_shot)
 
 
-def build_model(spec: ModelSpec, *, weights: str | None = None, freeze: str = "none",
+def build_model(spec: ModelSpec, *, weights: str | None = None, freeze: str = "none", head_init: str = "model",
                 **request: Any) -> nn.Module:
     """:func:`build_request` then :func:`create_model`: the model with params validated, ``weights``
     loaded and ``freeze`` applied (``request`` are :func:`build_request`'s keyword arguments)."""
-    return create_model(spec, build_request(spec, **request), weights=weights, freeze=freeze)
+    return create_model(spec, build_request(spec, **request), weights=weights, freeze=freeze, head_init=head_init)
 
 
 def validate_params(spec: ModelSpec, raw: dict[str, Any] | None) -> BaseModel:

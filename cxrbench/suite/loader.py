@@ -244,6 +244,8 @@ def protocol_hash(suite: Suite, runtime: dict[str, str] | None = None) -> str:
         data["metrics"] = {k: v for k, v in data["metrics"].items() if k != "threshold"}
     if not data.get("train", {}).get("bn_recalibration"):
         data["train"] = {k: v for k, v in data["train"].items() if k != "bn_recalibration"}
+    if data.get("train", {}).get("head_init") == "model":
+        data["train"] = {k: v for k, v in data["train"].items() if k != "head_init"}
     schedule = data.get("train", {}).get("schedule", {})
     if not schedule.get("warmup_epochs"):
         schedule.pop("warmup_epochs", None)

@@ -178,6 +178,10 @@ class TrainConfig(Strict):
                             "with a GradScaler; fp32 on a CPU. The resolved precision is part of the protocol.")
     compile: bool = Field(False, description="torch.compile the model (falls back to eager, with a message, "
                                              "where compilation fails). Not part of the protocol.")
+    head_init: Literal["model", "normal"] = Field("model", description=(
+        "How a fresh classification head starts: model = as its builder draws it; normal = N(0, 0.01^2) weights "
+        "and zero biases for every model alike (libraries differ by 40x here: timm's MobileNet heads for two "
+        "classes start at logit std ~3). A head a weights file or a zero-shot mapping supplies is kept."))
     bn_recalibration: int = Field(0, ge=0, description=(
         "Before each evaluation, recompute every BatchNorm layer's running statistics over this many training "
         "batches (eval transforms, fixed sample, weights untouched; 'precise BN'); 0 = off. Short schedules need "
@@ -381,7 +385,8 @@ class Suite(Strict):
         return {"num_classes": len(self.task.classes), "in_chans": self.input.channels, "task": self.task.type,
                 "pretrained": entry.pretrained, "image_size": self.input.image_size, "dropout": entry.dropout,
                 "params": entry.params, "weights": entry.weights, "freeze": entry.freeze,
-                "classes": tuple(self.task.classes), "zero_shot": self.model_train(entry).epochs == 0}
+                "classes": tuple(self.task.classes), "zero_shot": self.model_train(entry).epochs == 0,
+                "head_init": self.model_train(entry).head_init}
 
     def model_train(self, entry: ModelEntry) -> TrainConfig:
         """The suite's train config with ``entry.train`` deep-merged over it."""
