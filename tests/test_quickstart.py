@@ -48,7 +48,7 @@ def test_quickstart_has_no_architecture_twice():
     archs = Counter(registry.model(m.name).architecture for m in suite.models)
     assert [a for a, n in archs.items() if n > 1] == []
     assert not {m.name for m in suite.models} & set(ALIASES)
-    assert len(suite.models) == 13
+    assert len(suite.models) == 12
 
 
 def test_quickstart_test_set_size_and_patient_grouping():
@@ -58,18 +58,31 @@ def test_quickstart_test_set_size_and_patient_grouping():
     (fold,) = plan_folds(table, suite.split)
     rows = pd.DataFrame({"patient": table.patient_ids, "label": table.labels})
     per_patient = rows.groupby("patient").size()
-    assert len(rows) == 1260 and per_patient.max() == 2 and per_patient.min() == 1  # max_images_per_patient: 2
+    assert len(rows) == 3400 and per_patient.max() == 2 and per_patient.min() == 1  # max_images_per_patient: 2
     assert rows.groupby("patient").label.nunique().max() == 1  # one label per patient
     parts = {"train": fold.train, "val": fold.val, "test": fold.test}
-    assert sum(len(v) for v in parts.values()) == 1260 and len(np.unique(np.concatenate(list(parts.values())))) == 1260
-    # a 1/3 hold-out for test (round(1 / 0.333) = 3 groups), then 1/4 of the rest for validation,
-    # whole patients only: off the exact fraction by at most one patient's images per group
-    assert abs(len(fold.test) - 1260 / 3) <= 2 and len(fold.test) >= 400
-    assert abs(len(fold.val) - (1260 - len(fold.test)) / 4) <= 2
+    assert sum(len(v) for v in parts.values()) == 3400 and len(np.unique(np.concatenate(list(parts.values())))) == 3400
+    # a 1/5 hold-out for test (round(1 / 0.2) = 5 groups), then 1/7 of the rest for validation
+    # (round(0.8 / 0.114) = 7), whole patients only: off the exact fraction by at most one patient's images
+    assert abs(len(fold.test) - 3400 / 5) <= 2 and len(fold.test) >= 600
+    assert abs(len(fold.val) - (3400 - len(fold.test)) / 7) <= 2
     patients = {k: set(rows.patient.iloc[v]) for k, v in parts.items()}
     assert not (patients["train"] & patients["test"]) and not (patients["val"] & patients["test"])
     assert not (patients["train"] & patients["val"])
-    assert len(patients["test"]) == rows.patient.iloc[fold.test].nunique() >= 250
+    assert len(patients["test"]) == rows.patient.iloc[fold.test].nunique() >= 400
+
+
+def test_every_accuracy_ci_on_the_quickstart_test_set_is_at_most_0_05_wide_each_side():
+    """The patient-level (cluster-robust) standard error of an accuracy is largest at 0.5 with every
+    patient all right or all wrong: 0.5 * sqrt(sum m_i^2) / sum m_i for m_i test images of patient i.
+    Its normal 95% half-width bounds what the patient bootstrap gives any model on this test set."""
+    suite = load_suite(QUICKSTART)
+    spec = get_registry().dataset(suite.dataset.name)
+    table = load_dataset(spec, suite.task.type, suite.task.classes, None, suite.dataset.options)
+    (fold,) = plan_folds(table, suite.split)
+    m = pd.Series(np.asarray(table.patient_ids)[fold.test]).value_counts().to_numpy()
+    worst = 1.96 * 0.5 * np.sqrt((m ** 2).sum()) / m.sum()
+    assert worst <= 0.05, worst
 
 
 def _board() -> Board:
