@@ -48,7 +48,7 @@ def test_quickstart_has_no_architecture_twice():
     archs = Counter(registry.model(m.name).architecture for m in suite.models)
     assert [a for a, n in archs.items() if n > 1] == []
     assert not {m.name for m in suite.models} & set(ALIASES)
-    assert len(suite.models) == 12
+    assert len(suite.models) == 11
 
 
 def test_quickstart_test_set_size_and_patient_grouping():
@@ -95,7 +95,7 @@ def test_legend_text():
     assert lines == [
         "columns: metrics on the held-out test set (↑ higher / ↓ lower is better), ranked by accuracy; 95% CI = its "
         "bootstrap interval over patients; group = models sharing a letter do not differ significantly; params / "
-        "MACs = size and cost per image at this input size; ms median / p90 = latency per image",
+        "MACs = size and cost per image at this input size",
         "baseline_majority always predicts the commonest class, baseline_stratified guesses by class frequency: a "
         "model has learned something only where its CI lies above theirs",
         "next: cxrbench report results/quickstart/r1   |   cxrbench leaderboard --suite quickstart --latest --plot "
@@ -103,6 +103,9 @@ def test_legend_text():
         "dataset.root=null --set dataset.variant=null --set input.image_size=64",
     ]
     assert "--results /tmp/x --suite" in legend(_board(), "r", " --results /tmp/x")[2]
+    timed = _board()
+    timed.latency = pd.DataFrame({"model": ["lenet"], "median_ms": [1.0]})
+    assert legend(timed, "r")[0].endswith("at this input size; ms median / p90 = latency per image")
 
 
 def test_the_suggested_paper_suite_runs_on_synthetic_data():

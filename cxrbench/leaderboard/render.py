@@ -224,10 +224,11 @@ def legend(board: Board, run_dir: str, results_flag: str = "") -> list[str]:
     """Three lines under ``cxrbench run``'s table: what the columns mean, what the baseline rows are,
     and the next commands to try (``results_flag``: `` --results DIR`` when not the default folder)."""
     primary = board.primary
+    latency = "; ms median / p90 = latency per image" if board.latency is not None and len(board.latency) else ""
     return [
         f"columns: metrics on the held-out test set (↑ higher / ↓ lower is better), ranked by {primary}; 95% CI = "
         f"its bootstrap interval over patients; group = models sharing a letter do not differ significantly; "
-        f"params / MACs = size and cost per image at this input size; ms median / p90 = latency per image",
+        f"params / MACs = size and cost per image at this input size{latency}",
         "baseline_majority always predicts the commonest class, baseline_stratified guesses by class frequency: "
         "a model has learned something only where its CI lies above theirs",
         f"next: cxrbench report {run_dir}   |   cxrbench leaderboard{results_flag} --suite {board.suite} --latest "
