@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from cxrbench.data.loading import load_dataset
 from cxrbench.data.splits import plan_folds
