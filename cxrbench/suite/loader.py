@@ -19,6 +19,15 @@ from cxrbench.suite.schema import Suite
 # The model list, seeds, the paper's reference figures and where jobs execute do not change how
 # each job is run.
 NON_PROTOCOL_FIELDS = ("models", "seeds", "reference", "description", "notice", "executor", "profile")
+LATE_FIELDS: tuple[tuple[tuple[str, ...], Any], ...] = (
+    (("external_test",), []),
+    (("metrics", "threshold"), {"rule": "fixed", "value": 0.5, "level": None}),
+    (("train", "bn_recalibration"), 0),
+    (("train", "head_init"), "model"),
+    (("train", "schedule", "warmup_epochs"), 0.0),
+)
+"""Fields added after the first release, each with its default: :func:`protocol_hash` hashes them only when
+set away from it, so a suite that does not use them keeps its hash (its runs stay resumable and mergeable)."""
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -236,19 +245,12 @@ def protocol_hash(suite: Suite, runtime: dict[str, str] | None = None) -> str:
         data[section] = {k: v for k, v in data[section].items() if k not in keys}
     if runtime:
         data["runtime"] = dict(runtime)
-    # Fields added after the first release hash only when set away from their defaults, so a suite
-    # that does not use them keeps its hash (and its runs stay resumable and mergeable).
-    if not data.get("external_test"):
-        data.pop("external_test", None)
-    if data.get("metrics", {}).get("threshold") == {"rule": "fixed", "value": 0.5, "level": None}:
-        data["metrics"] = {k: v for k, v in data["metrics"].items() if k != "threshold"}
-    if not data.get("train", {}).get("bn_recalibration"):
-        data["train"] = {k: v for k, v in data["train"].items() if k != "bn_recalibration"}
-    if data.get("train", {}).get("head_init") == "model":
-        data["train"] = {k: v for k, v in data["train"].items() if k != "head_init"}
-    schedule = data.get("train", {}).get("schedule", {})
-    if not schedule.get("warmup_epochs"):
-        schedule.pop("warmup_epochs", None)
+    for path, default in LATE_FIELDS:
+        parent = data
+        for key in path[:-1]:
+            parent = parent.get(key, {})
+        if path[-1] in parent and parent[path[-1]] == default:
+            del parent[path[-1]]
     if suite.profile.only:  # untrained profiles never resume or merge with a training run of the suite
         data["profile_only"] = True
     return sha256_of(data)

@@ -382,11 +382,11 @@ class Suite(Strict):
 
     def model_build_args(self, entry: ModelEntry) -> dict[str, Any]:
         """Keyword arguments of :func:`cxrbench.models.factory.build_model` for ``entry`` under this suite."""
+        train = self.model_train(entry)
         return {"num_classes": len(self.task.classes), "in_chans": self.input.channels, "task": self.task.type,
                 "pretrained": entry.pretrained, "image_size": self.input.image_size, "dropout": entry.dropout,
                 "params": entry.params, "weights": entry.weights, "freeze": entry.freeze,
-                "classes": tuple(self.task.classes), "zero_shot": self.model_train(entry).epochs == 0,
-                "head_init": self.model_train(entry).head_init}
+                "classes": tuple(self.task.classes), "zero_shot": train.epochs == 0, "head_init": train.head_init}
 
     def model_train(self, entry: ModelEntry) -> TrainConfig:
         """The suite's train config with ``entry.train`` deep-merged over it."""
